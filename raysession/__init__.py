@@ -1,0 +1,51 @@
+"""raysession: Qiskit Runtime sessions, batches and V2 primitives on Ray, with Aer as the simulator."""
+
+from ._lifecycle import SessionState
+from ._records import JobInfo, JobMetrics, JobStatus, SessionDetails
+from .backends import AerBackend
+from .errors import (
+    BackendUnavailableError,
+    ExecutionTimeoutError,
+    JobCancelledError,
+    JobFailedError,
+    JobTimeoutError,
+    RaySessionError,
+    SessionClosedError,
+    SessionExpiredError,
+    SessionNotFoundError,
+)
+from .estimator import EstimatorV2
+from .job import RuntimeJobV2
+from .options import EstimatorOptions, SamplerOptions, SessionLimits
+from .sampler import SamplerV2
+from .session import Batch, Session, current_session, list_sessions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AerBackend",
+    "BackendUnavailableError",
+    "Batch",
+    "EstimatorOptions",
+    "EstimatorV2",
+    "ExecutionTimeoutError",
+    "JobCancelledError",
+    "JobFailedError",
+    "JobInfo",
+    "JobMetrics",
+    "JobStatus",
+    "JobTimeoutError",
+    "RaySessionError",
+    "RuntimeJobV2",
+    "SamplerOptions",
+    "SamplerV2",
+    "Session",
+    "SessionClosedError",
+    "SessionDetails",
+    "SessionExpiredError",
+    "SessionLimits",
+    "SessionNotFoundError",
+    "SessionState",
+    "current_session",
+    "list_sessions",
+]

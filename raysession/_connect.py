@@ -1,0 +1,29 @@
+"""The connection to Ray: started for the user on first use."""
+
+from __future__ import annotations
+
+import logging
+
+import ray
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "raysession"
+"""The Ray namespace every named raysession actor lives in."""
+
+
+def ensure_ray() -> None:
+    """Connect to Ray if this process is not connected yet.
+
+    ``ray.init()`` honours ``RAY_ADDRESS``, so the same code joins a cluster
+    there and starts a local Ray elsewhere; token authentication stays as Ray
+    sets it.
+    """
+    if not ray.is_initialized():
+        logger.info("Ray is not initialized; calling ray.init()")
+        ray.init()
+
+
+def actor_name(kind: str, ident: str) -> str:
+    """The name of a named raysession actor (in :data:`NAMESPACE`)."""
+    return f"{kind}-{ident}"

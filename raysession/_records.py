@@ -1,0 +1,114 @@
+"""The plain data a session actor reports: job status, job metrics and session details."""
+
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from qiskit.providers import JobStatus as QiskitJobStatus
+
+from ._lifecycle import SessionState
+
+
+class JobStatus(StrEnum):
+    """A job's status, as qiskit-ibm-runtime spells it.
+
+    Members equal both qiskit-ibm-runtime's strings and qiskit's
+    :class:`~qiskit.providers.JobStatus` members, so code from either world works::
+
+        job.status() == "DONE"
+        job.status() == qiskit.providers.JobStatus.DONE
+    """
+
+    INITIALIZING = "INITIALIZING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, QiskitJobStatus):
+            return self.value == other.name
+        if isinstance(other, Enum) and not isinstance(other, JobStatus):
+            return False
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+    @property
+    def is_final(self) -> bool:
+        """True for DONE, ERROR and CANCELLED."""
+        return self in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED)
+
+    def to_qiskit(self) -> QiskitJobStatus:
+        """The matching :class:`qiskit.providers.JobStatus` member."""
+        return QiskitJobStatus[self.value]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobMetrics(_Record):
+    """Timestamps (UNIX seconds) and placement of one job."""
+
+    created: float
+    """When the session accepted the job."""
+    running: float | None = None
+    """When the job was handed to the backend."""
+    finished: float | None = None
+    """When the job reached a final state."""
+    sequence: int
+    """The job's place in its session's FIFO order (0 is the first job accepted)."""
+    workers: tuple[str, ...] = ()
+    """Ids of the worker actors that ran the job's chunks."""
+    num_chunks: int = 0
+    """How many chunks the job was split into."""
+
+    @property
+    def queued(self) -> float:
+        """When the job entered the queue (the same instant it was accepted)."""
+        return self.created
+
+    @property
+    def execution_s(self) -> float | None:
+        """Seconds from start to finish, once finished."""
+        if self.running is None or self.finished is None:
+            return None
+        return self.finished - self.running
+
+
+class JobInfo(_Record):
+    """What a session knows of one job."""
+
+    job_id: str
+    session_id: str
+    status: JobStatus
+    error_message: str | None = None
+    metrics: JobMetrics
+
+
+class SessionDetails(_Record):
+    """A session's details, as returned by :meth:`raysession.Session.details`."""
+
+    id: str
+    backend_name: str
+    state: SessionState
+    max_time: int
+    """Seconds from the first job's start until the session expires."""
+    interactive_timeout: float
+    """Seconds with nothing queued after a job before the session goes inactive."""
+    started_at: float | None
+    closed_at: float | None
+    last_job_started: float | None
+    last_job_completed: float | None
+    mode: Literal["dedicated", "batch"]
+    usage_time: float
+    """Session: wall-clock seconds since the first job started. Batch: seconds of execution."""
+    num_jobs: int
+    """Jobs accepted so far."""

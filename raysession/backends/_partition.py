@@ -1,0 +1,210 @@
+"""Splitting a job's PUBs into chunks of work and joining the chunks' results; pure, no Ray.
+
+A job is a list of PUBs. :func:`plan` packs small PUBs together and splits a
+large PUB's sweep along the leading axis of its broadcast shape, so that no
+chunk holds more than ``chunk_size`` parameter sets (bindings), unless a single
+row of the sweep is larger. The plan depends only on the PUBs and
+``chunk_size``: never on the number of workers or on timing. Each chunk gets
+its own seed, derived from the job's seed and the chunk's index
+(:func:`chunk_seed`), so seeded jobs give the same numbers on any pool.
+
+:func:`join` reverses the split: evs/stds are concatenated, ``BitArray`` s are
+joined with :meth:`~qiskit.primitives.BitArray.concatenate` along axis 0, and
+the result has the shape a single Aer run would give.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from qiskit.primitives import BitArray, DataBin, PrimitiveResult, PubResult, SamplerPubResult
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+Kind = Literal["estimator", "sampler"]
+Pub = EstimatorPub | SamplerPub
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rows ``start:stop`` along axis 0 of PUB ``pub_index``; ``stop is None`` means the whole PUB."""
+
+    pub_index: int
+    start: int = 0
+    stop: int | None = None
+
+    @property
+    def is_whole(self) -> bool:
+        """True if the piece is the PUB itself, unsplit."""
+        return self.stop is None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of work for one worker: pieces of one or more PUBs, in job order."""
+
+    index: int
+    pieces: tuple[Piece, ...]
+
+
+def _padded_shapes(pub: Pub) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The PUB's broadcast shape and its parameter values' shape, padded to the same rank."""
+    params_shape = pub.parameter_values.shape
+    if isinstance(pub, EstimatorPub):
+        shape = np.broadcast_shapes(params_shape, pub.observables.shape)
+    else:
+        shape = params_shape
+    padded = (1,) * (len(shape) - len(params_shape)) + tuple(params_shape)
+    return tuple(shape), padded
+
+
+def num_bindings(pub: Pub) -> int:
+    """Parameter sets Aer simulates for this PUB (at least one)."""
+    return max(1, int(math.prod(pub.parameter_values.shape)))
+
+
+def _rows(pub: Pub) -> int:
+    """Rows along axis 0 the PUB can be split into (1 if it cannot be split).
+
+    Splitting only pays where the parameter values vary along axis 0: a row of
+    the broadcast shape that only changes observables re-simulates every binding.
+    """
+    shape, params = _padded_shapes(pub)
+    if not shape or params[0] != shape[0]:
+        return 1
+    return shape[0]
+
+
+def plan(pubs: list[Pub] | tuple[Pub, ...], chunk_size: int) -> list[Chunk]:
+    """Split PUBs into chunks of at most ``chunk_size`` bindings each.
+
+    Args:
+        pubs: Coerced PUBs of one job.
+        chunk_size: Most bindings in a chunk (a single sweep row may exceed it).
+
+    Returns:
+        Chunks in job order, covering every PUB exactly once.
+    """
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, not {chunk_size}")
+    chunks: list[list[Piece]] = []
+    current: list[Piece] = []
+    load = 0
+    for index, pub in enumerate(pubs):
+        cost = num_bindings(pub)
+        rows = _rows(pub)
+        if cost > chunk_size and rows > 1:
+            if current:
+                chunks.append(current)
+                current, load = [], 0
+            per_row = cost // rows
+            step = max(1, chunk_size // per_row)
+            num = math.ceil(rows / step)
+            # Even sizes: 2000 rows at 256 -> 8 chunks of 250, not 7 of 256 and one of 208.
+            bounds = [round(i * rows / num) for i in range(num + 1)]
+            chunks.extend([[Piece(index, a, b)] for a, b in zip(bounds, bounds[1:], strict=False)])
+            continue
+        if current and load + cost > chunk_size:
+            chunks.append(current)
+            current, load = [], 0
+        current.append(Piece(index))
+        load += cost
+    if current:
+        chunks.append(current)
+    return [Chunk(i, tuple(pieces)) for i, pieces in enumerate(chunks)]
+
+
+def chunk_seed(seed: int, index: int, num_chunks: int) -> int:
+    """The seed chunk ``index`` runs with: the job's own seed if the job is one chunk."""
+    if num_chunks == 1:
+        return seed
+    state = np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(1, dtype=np.uint32)
+    return int(state[0])
+
+
+def _slice_rows(array: Any, ndim: int, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of ``array`` viewed at rank ``ndim``; a size-1 axis is kept whole."""
+    shape = tuple(array.shape)
+    padded = (1,) * (ndim - len(shape)) + shape
+    if padded != shape:
+        array = array.reshape(padded)
+    return array if padded[0] == 1 else array[start:stop]
+
+
+def sub_pub(pub: Pub, piece: Piece) -> Pub:
+    """The PUB that computes ``piece`` of ``pub``."""
+    if piece.is_whole:
+        return pub
+    assert piece.stop is not None
+    shape, _ = _padded_shapes(pub)
+    values = _slice_rows(pub.parameter_values, len(shape), piece.start, piece.stop)
+    if isinstance(pub, EstimatorPub):
+        observables = _slice_rows(pub.observables, len(shape), piece.start, piece.stop)
+        return EstimatorPub(pub.circuit, observables, values, pub.precision, validate=False)
+    return SamplerPub(pub.circuit, values, pub.shots, validate=False)
+
+
+def chunk_pubs(pubs: list[Pub] | tuple[Pub, ...], chunk: Chunk) -> list[Pub]:
+    """The PUBs a worker runs for ``chunk``."""
+    return [sub_pub(pubs[piece.pub_index], piece) for piece in chunk.pieces]
+
+
+def join(
+    pubs: list[Pub] | tuple[Pub, ...],
+    chunks: list[Chunk],
+    chunk_results: list[list[PubResult]],
+    job_metadata: dict[str, Any],
+) -> PrimitiveResult[PubResult]:
+    """Reassemble chunk results into the job's result, one PUB result per PUB, in job order.
+
+    Args:
+        pubs: The job's PUBs.
+        chunks: The plan the results were computed from.
+        chunk_results: For each chunk, one result per piece, in piece order; each
+            carries a ``"raysession"`` metadata entry from its worker.
+        job_metadata: Entries for every PUB's ``"raysession"`` metadata (job id, seed).
+
+    Returns:
+        The result a single Aer run would give, plus per-PUB ``"raysession"``
+        metadata naming the chunks, their seeds and workers.
+    """
+    parts: list[list[PubResult]] = [[] for _ in pubs]
+    for chunk, results in zip(chunks, chunk_results, strict=True):
+        for piece, result in zip(chunk.pieces, results, strict=True):
+            parts[piece.pub_index].append(result)
+    joined = []
+    for pub, pieces in zip(pubs, parts, strict=True):
+        result = _join_pub(pub, pieces) if len(pieces) > 1 else pieces[0]
+        infos = [p.metadata["raysession"] for p in pieces]
+        result.metadata["raysession"] = {
+            **job_metadata,
+            "chunks": [info["chunk"] for info in infos],
+            "chunk_seeds": [info["chunk_seed"] for info in infos],
+            "workers": [info["worker"] for info in infos],
+            "execution_s": max(info["execution_s"] for info in infos),
+        }
+        joined.append(result)
+    return PrimitiveResult(joined, metadata={"version": 2})
+
+
+def whole_job(num_pubs: int) -> list[Chunk]:
+    """The plan of a job run as one chunk."""
+    return [Chunk(0, tuple(Piece(i) for i in range(num_pubs)))]
+
+
+def _join_pub(pub: Pub, pieces: list[PubResult]) -> PubResult:
+    shape, _ = _padded_shapes(pub)
+    first = pieces[0]
+    metadata = dict(first.metadata)
+    if isinstance(pub, EstimatorPub):
+        evs = np.concatenate([np.asarray(p.data.evs) for p in pieces], axis=0)
+        stds = np.concatenate([np.asarray(p.data.stds) for p in pieces], axis=0)
+        return PubResult(DataBin(evs=evs, stds=stds, shape=shape), metadata=metadata)
+    fields = {
+        name: BitArray.concatenate([getattr(p.data, name) for p in pieces], axis=0)
+        for name in first.data
+    }
+    return SamplerPubResult(DataBin(**fields, shape=shape), metadata=metadata)

@@ -1,0 +1,238 @@
+"""AerBackend: a pool of AerWorker actors that runs jobs split into chunks."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from typing import Any
+
+import ray
+from qiskit.primitives import PrimitiveResult, PubResult
+from qiskit_aer import AerSimulator
+from qiskit_aer.aererror import AerError
+
+from .._connect import NAMESPACE, actor_name, ensure_ray
+from ._aer_worker import AerWorker, ChunkRequest
+from ._partition import Chunk, Pub, chunk_pubs, chunk_seed, join, plan
+from .base import BackendRun, JobSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AerBackend"]
+
+
+def _join_chunks(
+    pubs: tuple[Pub, ...],
+    chunks: list[Chunk],
+    job_metadata: dict[str, Any],
+    *chunk_results: list[PubResult],
+) -> PrimitiveResult[PubResult]:
+    return join(pubs, chunks, list(chunk_results), job_metadata)
+
+
+# num_cpus=0: the workers hold the CPUs; reassembly is light and must never wait for one.
+_join_task = ray.remote(num_cpus=0, max_retries=3)(_join_chunks)
+
+
+def worker_options(num_cpus: float, num_gpus: float) -> dict[str, Any]:
+    """Ray options of one AerWorker actor."""
+    return {
+        "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
+        # A dead worker is restarted and its in-flight chunks re-run: chunks are pure.
+        "max_restarts": -1,
+        "max_task_retries": 2,
+        "scheduling_strategy": "SPREAD",
+    }
+
+
+class AerBackend:
+    """A pool of Ray actors, each hosting an Aer simulator.
+
+    Jobs are split into chunks (see ``chunk_size`` in the primitives' options),
+    the chunks run across the pool, and the results are reassembled in order.
+    Each worker reserves ``num_cpus_per_worker`` CPUs and Ray caps Aer's OpenMP
+    threads to that number, so ``num_workers * num_cpus_per_worker`` CPUs are
+    used. The default, one CPU per worker and one worker per CPU Ray sees, suits
+    parameter sweeps; for one large circuit (20+ qubits) use fewer workers with
+    more CPUs each so Aer parallelises the state vector.
+
+    Lifecycle: workers start at construction and live until :meth:`close`, the
+    end of a ``with`` block, or the exit of the process that created the backend
+    (they are owned by it). Any number of sessions may share one backend; the
+    backend pickles, and copies share the same workers.
+
+    Args:
+        num_workers: Worker actors to start. Default: the CPUs Ray sees divided by
+            ``num_cpus_per_worker``.
+        num_cpus_per_worker: CPUs each worker reserves (and Aer threads it uses).
+        num_gpus_per_worker: GPUs each worker reserves; set with ``device="GPU"``.
+        name: The backend's name, as reported by sessions.
+        **aer_options: Options of :class:`qiskit_aer.AerSimulator` (``method``,
+            ``device``, ``precision``, ``noise_model``, ...).
+
+    Raises:
+        ValueError: an Aer option is unknown or invalid, or a count is not positive.
+
+    Example:
+        >>> backend = AerBackend(num_workers=2, method="statevector")  # doctest: +SKIP
+        >>> backend.num_workers  # doctest: +SKIP
+        2
+    """
+
+    def __init__(
+        self,
+        num_workers: int | None = None,
+        *,
+        num_cpus_per_worker: float = 1,
+        num_gpus_per_worker: float = 0,
+        name: str = "aer_simulator",
+        **aer_options: Any,
+    ) -> None:
+        if num_workers is not None and num_workers <= 0:
+            raise ValueError(f"num_workers must be positive, not {num_workers}")
+        if num_cpus_per_worker < 0 or num_gpus_per_worker < 0:
+            raise ValueError("num_cpus_per_worker and num_gpus_per_worker must not be negative")
+        _check_aer_options(aer_options, remote_gpu=num_gpus_per_worker > 0)
+        ensure_ray()
+        if num_workers is None:
+            cpus = ray.cluster_resources().get("CPU", 1)
+            num_workers = max(1, int(cpus // max(num_cpus_per_worker, 1)))
+        self._id = uuid.uuid4().hex
+        self._name = name
+        self._aer_options = dict(aer_options)
+        actor_cls = ray.remote(AerWorker)
+        options = worker_options(num_cpus_per_worker, num_gpus_per_worker)
+        self._worker_names = [
+            actor_name("aer", f"{self._id[:12]}-{slot}") for slot in range(num_workers)
+        ]
+        self._workers = [
+            actor_cls.options(name=name, namespace=NAMESPACE, **options).remote(
+                self._aer_options, name
+            )
+            for name in self._worker_names
+        ]
+        self._counter = itertools.count()
+        logger.info("AerBackend %s started %d workers", self._id, num_workers)
+
+    @classmethod
+    def _restore(
+        cls, backend_id: str, name: str, aer_options: dict[str, Any], workers: list[Any]
+    ) -> AerBackend:
+        self = cls.__new__(cls)
+        self._id, self._name, self._aer_options = backend_id, name, aer_options
+        self._workers = workers
+        self._worker_names = [
+            actor_name("aer", f"{backend_id[:12]}-{slot}") for slot in range(len(workers))
+        ]
+        self._counter = itertools.count()
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (AerBackend._restore, (self._id, self._name, self._aer_options, self._workers))
+
+    @property
+    def name(self) -> str:
+        """The backend's name."""
+        return self._name
+
+    @property
+    def backend_id(self) -> str:
+        """A unique id of this pool; pickled copies share it."""
+        return self._id
+
+    @property
+    def num_workers(self) -> int:
+        """Number of worker actors in the pool."""
+        return len(self._workers)
+
+    @property
+    def aer_options(self) -> dict[str, Any]:
+        """The options each worker's AerSimulator was built with."""
+        return dict(self._aer_options)
+
+    def worker_ids(self) -> list[str]:
+        """The ids of the worker actors (their Ray actor names)."""
+        return list(self._worker_names)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until every worker has started (imported Aer, built its simulator)."""
+        ray.get([w.worker_id.remote() for w in self._workers], timeout=timeout)
+
+    def run(self, spec: JobSpec, *, deadline: float | None = None) -> BackendRun:
+        """Split a job into chunks, send them to the workers and return at once.
+
+        Args:
+            spec: The job.
+            deadline: UNIX time after which no further chunk of the job starts.
+
+        Returns:
+            The ref of the job's ``PrimitiveResult`` and the refs of its chunks.
+        """
+        chunks = plan(spec.pubs, spec.chunk_size)
+        job_metadata = {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
+        refs = []
+        placed = []
+        for chunk in chunks:
+            slot = next(self._counter) % len(self._workers)
+            request = ChunkRequest(
+                kind=spec.kind,
+                pubs=chunk_pubs(spec.pubs, chunk),
+                seed=chunk_seed(spec.seed, chunk.index, len(chunks)),
+                run_options=spec.run_options,
+                job_id=spec.job_id,
+                chunk_index=chunk.index,
+                deadline=deadline,
+                job_metadata=job_metadata if len(chunks) == 1 else None,
+            )
+            refs.append(self._workers[slot].run_chunk.remote(request))
+            placed.append(slot)
+        if len(chunks) == 1:
+            result = refs[0]
+        else:
+            result = _join_task.remote(spec.pubs, chunks, job_metadata, *refs)
+        workers = tuple(self._worker_names[slot] for slot in placed)
+        return BackendRun(result=result, chunk_refs=refs, workers=workers)
+
+    def stop(self, run: BackendRun) -> None:
+        """Stop a job: cancel its queued chunks and restart the workers running the rest.
+
+        A restarted worker re-runs the chunks of other jobs it held (Ray retries
+        them), so only the stopped job loses work.
+        """
+        _, pending = ray.wait(run.chunk_refs, num_returns=len(run.chunk_refs), timeout=0)
+        pending_set = set(pending)
+        for ref in pending:
+            ray.cancel(ref)
+        names = {name for ref, name in zip(run.chunk_refs, run.workers, strict=True)
+                 if ref in pending_set}
+        for name in names:
+            ray.kill(self._workers[self._worker_names.index(name)], no_restart=False)
+
+    def close(self) -> None:
+        """Stop every worker. Idempotent; sessions still using the pool fail their jobs."""
+        for worker in self._workers:
+            ray.kill(worker, no_restart=True)
+
+    def __enter__(self) -> AerBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<AerBackend {self._name!r} workers={len(self._workers)} id={self._id[:8]}>"
+
+
+def _check_aer_options(options: dict[str, Any], *, remote_gpu: bool) -> None:
+    try:
+        simulator = AerSimulator(**options)
+    except AerError as exc:
+        raise ValueError(f"invalid Aer option: {exc}") from exc
+    device = simulator.options.device
+    if not remote_gpu and device not in simulator.available_devices():
+        raise ValueError(
+            f"device={device!r} is not available here ({simulator.available_devices()}); "
+            "give num_gpus_per_worker= so Ray places workers on GPU nodes."
+        )

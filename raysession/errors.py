@@ -1,0 +1,114 @@
+"""Every exception raysession raises, in one tree.
+
+::
+
+    RaySessionError
+    ├── SessionClosedError       you closed or cancelled it; no new jobs
+    ├── SessionExpiredError      max_time passed; no new jobs, queued jobs failed
+    ├── SessionNotFoundError     (also LookupError) no session with that id
+    ├── JobFailedError           the job ran and failed; __cause__ is the worker's error
+    │   └── ExecutionTimeoutError  the job ran past its max_execution_time and was stopped
+    ├── JobCancelledError        result() on a cancelled job
+    ├── JobTimeoutError          (also TimeoutError) result(timeout=) elapsed
+    └── BackendUnavailableError  workers died or cannot be scheduled: outside your code
+
+Input errors are not wrapped: pydantic's ``ValidationError`` (a ``ValueError``)
+reports bad options and Qiskit's ``ValueError``/``TypeError`` report bad PUBs.
+
+Every class pickles intact, with its keyword context (``session_id=``,
+``job_id=``) and its ``__cause__``, so an error raised in an actor comes back
+through Ray as the same class.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+__all__ = [
+    "BackendUnavailableError",
+    "ExecutionTimeoutError",
+    "JobCancelledError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "RaySessionError",
+    "SessionClosedError",
+    "SessionExpiredError",
+    "SessionNotFoundError",
+]
+
+
+def _picklable(exc: BaseException | None) -> BaseException | None:
+    """Return ``exc`` if it survives pickling, else a ``RuntimeError`` carrying its text."""
+    if exc is None:
+        return None
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - any pickling failure means "send the text instead"
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class RaySessionError(Exception):
+    """Base class of every raysession error.
+
+    Args:
+        message: What happened and how to fix it.
+        session_id: The session concerned, if any.
+        job_id: The job concerned, if any.
+    """
+
+    def __init__(
+        self, message: str, *, session_id: str | None = None, job_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.job_id = job_id
+
+    @property
+    def message(self) -> str:
+        """The message the error was raised with."""
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = dict(self.__dict__)
+        state["__cause__"] = _picklable(self.__cause__)
+        return (type(self), (self.args[0],), state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        cause = state.pop("__cause__", None)
+        self.__dict__.update(state)
+        if cause is not None:
+            self.__cause__ = cause
+
+
+class SessionClosedError(RaySessionError):
+    """The session was closed or cancelled by its owner and takes no new jobs."""
+
+
+class SessionExpiredError(RaySessionError):
+    """The session's ``max_time`` passed: it takes no new jobs and its queued jobs failed."""
+
+
+class SessionNotFoundError(RaySessionError, LookupError):
+    """No live session has the given id."""
+
+
+class JobFailedError(RaySessionError):
+    """The job ran and failed; ``__cause__`` is the error raised where it ran."""
+
+
+class ExecutionTimeoutError(JobFailedError):
+    """The job ran longer than its ``max_execution_time`` and was stopped."""
+
+
+class JobCancelledError(RaySessionError):
+    """The job was cancelled before it produced a result."""
+
+
+class JobTimeoutError(RaySessionError, TimeoutError):
+    """``result(timeout=...)`` elapsed before the job finished; the job goes on."""
+
+
+class BackendUnavailableError(RaySessionError):
+    """Workers or the session actor died or cannot be scheduled; ``__cause__`` says why."""

@@ -1,0 +1,76 @@
+"""EstimatorV2: Qiskit's estimator primitive, run in a raysession session on Aer workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from qiskit.primitives import BaseEstimatorV2
+from qiskit.primitives.containers import EstimatorPubLike
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+
+from ._primitive import BasePrimitive
+from .backends.base import Backend
+from .job import RuntimeJobV2
+from .options import EstimatorOptions
+from .session import Session
+
+__all__ = ["EstimatorV2"]
+
+
+class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):
+    """Estimates expectation values of observables on circuits, in a session on Ray.
+
+    PUBs are coerced and validated here, in the caller's process, with Qiskit's
+    own :meth:`EstimatorPub.coerce`; the job then runs on the session's Aer
+    workers. Results equal ``qiskit_aer.primitives.EstimatorV2``'s: with
+    precision 0 the exact expectation values, otherwise values drawn with
+    standard error ``precision`` from a seeded generator.
+
+    Args:
+        mode: A :class:`~raysession.Session`, :class:`~raysession.Batch` or
+            :class:`~raysession.AerBackend` (job mode); ``None`` inside a
+            ``with Session(...)`` block binds to that session.
+        options: :class:`~raysession.EstimatorOptions` or a dict of its fields.
+
+    Raises:
+        ValueError: ``mode`` or ``options`` is invalid.
+
+    Example:
+        >>> with Session(backend=AerBackend(num_workers=2)):  # doctest: +SKIP
+        ...     estimator = EstimatorV2(options={"default_precision": 0})
+        ...     evs = estimator.run([(circuit, observable, values)]).result()[0].data.evs
+    """
+
+    _OPTIONS = EstimatorOptions
+    _KIND = "estimator"
+
+    def __init__(
+        self,
+        mode: Session | Backend | None = None,
+        options: EstimatorOptions | dict[str, Any] | None = None,
+    ) -> None:
+        BasePrimitive.__init__(self, mode, options)
+
+    def run(
+        self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None
+    ) -> RuntimeJobV2:
+        """Submit PUBs ``(circuit, observables[, parameter_values[, precision]])``.
+
+        Args:
+            pubs: Anything Qiskit's ``EstimatorPub.coerce`` accepts.
+            precision: Standard error for PUBs that give none; default from options.
+
+        Returns:
+            The job's handle.
+
+        Raises:
+            ValueError, TypeError: a PUB is invalid (raised here, before anything is queued).
+            SessionClosedError, SessionExpiredError: the session takes no new jobs.
+        """
+        if precision is None:
+            precision = self.options.precision
+        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
+        if not coerced:
+            raise ValueError("run() needs at least one PUB")
+        return self._submit(list(coerced))

@@ -1,0 +1,82 @@
+"""SamplerV2: Qiskit's sampler primitive, run in a raysession session on Aer workers."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from qiskit.primitives import BaseSamplerV2
+from qiskit.primitives.containers import SamplerPubLike
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from ._primitive import BasePrimitive
+from .backends.base import Backend
+from .job import RuntimeJobV2
+from .options import SamplerOptions
+from .session import Session
+
+__all__ = ["SamplerV2"]
+
+
+class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):
+    """Samples measurement outcomes of circuits, in a session on Ray.
+
+    PUBs are coerced and validated here, in the caller's process, with Qiskit's
+    own :meth:`SamplerPub.coerce`; the job then runs on the session's Aer
+    workers. Results have one :class:`~qiskit.primitives.BitArray` per
+    classical register and, for a seeded job run as one chunk, the same bits as
+    ``qiskit_aer.primitives.SamplerV2`` with that seed.
+
+    Args:
+        mode: A :class:`~raysession.Session`, :class:`~raysession.Batch` or
+            :class:`~raysession.AerBackend` (job mode); ``None`` inside a
+            ``with Session(...)`` block binds to that session.
+        options: :class:`~raysession.SamplerOptions` or a dict of its fields.
+
+    Raises:
+        ValueError: ``mode`` or ``options`` is invalid.
+
+    Example:
+        >>> sampler = SamplerV2(mode=backend, options={"default_shots": 1000})  # doctest: +SKIP
+        >>> sampler.run([bell]).result()[0].data.meas.get_counts()  # doctest: +SKIP
+    """
+
+    _OPTIONS = SamplerOptions
+    _KIND = "sampler"
+
+    def __init__(
+        self,
+        mode: Session | Backend | None = None,
+        options: SamplerOptions | dict[str, Any] | None = None,
+    ) -> None:
+        BasePrimitive.__init__(self, mode, options)
+
+    def run(self, pubs: Iterable[SamplerPubLike], *, shots: int | None = None) -> RuntimeJobV2:
+        """Submit PUBs ``(circuit[, parameter_values[, shots]])``.
+
+        Args:
+            pubs: Anything Qiskit's ``SamplerPub.coerce`` accepts.
+            shots: Shots for PUBs that give none; default from options.
+
+        Returns:
+            The job's handle.
+
+        Raises:
+            ValueError, TypeError: a PUB is invalid (raised here, before anything is queued).
+            SessionClosedError, SessionExpiredError: the session takes no new jobs.
+        """
+        if shots is None:
+            shots = self.options.default_shots
+        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+        if not coerced:
+            raise ValueError("run() needs at least one PUB")
+        for index, pub in enumerate(coerced):
+            if not pub.circuit.cregs:
+                warnings.warn(
+                    f"The {index}-th pub's circuit has no output classical registers and so "
+                    "the result will be empty. Did you mean to add measurement instructions?",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return self._submit(list(coerced))

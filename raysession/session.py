@@ -1,0 +1,290 @@
+"""Session and Batch: picklable handles to a session actor, context managers, and from_id()."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+from typing import Any, ClassVar
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from ._connect import NAMESPACE, actor_name, ensure_ray
+from ._duration import check_bounds, parse_duration
+from ._lifecycle import SessionState
+from ._records import JobInfo, SessionDetails
+from ._session_actor import Mode, SessionActor, SessionConfig, session_actor_options
+from .backends.base import Backend, JobSpec
+from .errors import RaySessionError, SessionClosedError, SessionNotFoundError
+from .job import RuntimeJobV2
+from .options import SessionLimits
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Batch", "Session", "current_session", "list_sessions"]
+
+_current: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
+    "raysession_current_session", default=None
+)
+
+
+def current_session() -> Session | None:
+    """The session of the innermost enclosing ``with Session(...)`` block, if any."""
+    return _current.get()
+
+
+def list_sessions() -> list[str]:
+    """Ids of the live sessions (and batches) on the connected Ray cluster."""
+    ensure_ray()
+    prefix = actor_name("session", "")
+    return sorted(
+        entry["name"][len(prefix) :]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix)
+    )
+
+
+class Session:
+    """A Qiskit Runtime session on Ray: jobs run one at a time, in FIFO order.
+
+    A named, detached Ray actor owns the session; this object is a handle to
+    it. The handle pickles, so it can be passed into Ray tasks, and
+    :meth:`from_id` attaches to the session from any process on the cluster.
+
+    Lifecycle: ``Pending`` until the first job starts, then ``In progress,
+    accepting new jobs``. With nothing queued for ``interactive_timeout``
+    seconds after a job it goes inactive (``Pending``) until the next job.
+    :meth:`close` (or leaving the ``with`` block) stops new jobs and lets queued
+    ones finish (``In progress, not accepting new jobs``, then ``Closed``);
+    :meth:`cancel` also cancels queued jobs; ``max_time`` after the first job
+    started it expires and fails its queued jobs. A session that never gets a
+    job closes itself after ``idle_timeout``. Once final, the actor exits after
+    handing over the last result.
+
+    Args:
+        backend: Where jobs run, e.g. :class:`~raysession.AerBackend`.
+        max_time: Most time the session lives after its first job starts: int
+            seconds or a string such as ``"2h 30m 40s"``. Default: the system
+            maximum (8 h unless ``RAYSESSION_MAX_MAX_TIME`` says otherwise).
+        interactive_timeout: Seconds without a queued job before the session
+            goes inactive. Default: 60.
+        idle_timeout: Seconds a session with no work waits before closing
+            itself. Default: 1800.
+
+    Raises:
+        ValueError: ``max_time`` or a timeout is invalid, or ``backend`` is not a backend.
+
+    Example:
+        >>> with Session(backend=AerBackend(num_workers=2), max_time="1h") as session:
+        ...     job = EstimatorV2().run([(circuit, observable)])  # doctest: +SKIP
+        ...     print(job.result()[0].data.evs)  # doctest: +SKIP
+    """
+
+    _MODE: ClassVar[Mode] = "dedicated"
+
+    def __init__(
+        self,
+        backend: Backend,
+        max_time: int | str | None = None,
+        *,
+        interactive_timeout: float = 60.0,
+        idle_timeout: float = 1800.0,
+    ) -> None:
+        if not isinstance(backend, Backend):
+            raise ValueError(
+                f"backend must be a raysession backend such as AerBackend, "
+                f"not {type(backend).__name__}"
+            )
+        limits = SessionLimits.from_env()
+        if max_time is None:
+            max_time_s = limits.max_max_time
+        else:
+            max_time_s = check_bounds(
+                parse_duration(max_time), low_s=limits.min_max_time, high_s=limits.max_max_time
+            )
+        for what, value in (("interactive_timeout", interactive_timeout), ("idle_timeout", idle_timeout)):
+            if not value > 0:
+                raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
+        ensure_ray()
+        session_id = uuid.uuid4().hex
+        config = SessionConfig(
+            session_id=session_id,
+            mode=self._MODE,
+            max_time_s=max_time_s,
+            interactive_timeout_s=float(interactive_timeout),
+            idle_timeout_s=float(idle_timeout),
+        )
+        actor_cls = ray.remote(SessionActor).options(**session_actor_options(session_id))
+        actor = actor_cls.remote(config, backend)
+        self._init_handle(session_id, actor, ray.get(actor.start.remote()))
+        logger.info("created %s %s on %s", self._MODE, session_id, backend.name)
+
+    def _init_handle(self, session_id: str, actor: Any, details: SessionDetails) -> None:
+        self._session_id = session_id
+        self._actor = actor
+        self._details_seen = details
+        self._tokens: list[contextvars.Token[Session | None]] = []
+
+    @classmethod
+    def _attach(cls, session_id: str, actor: Any, details: SessionDetails) -> Session:
+        self = cls.__new__(cls)
+        self._init_handle(session_id, actor, details)
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self)._attach, (self._session_id, self._actor, self._details_seen))
+
+    @classmethod
+    def from_id(cls, session_id: str) -> Session:
+        """Attach to a live session by its id, from any process on the cluster.
+
+        Returns:
+            A :class:`Session`, or a :class:`Batch` if the id is a batch's.
+
+        Raises:
+            SessionNotFoundError: no live session has that id (it may have ended).
+        """
+        ensure_ray()
+        try:
+            actor = ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE)
+            details: SessionDetails = ray.get(actor.details.remote())
+        except (ValueError, RayActorError) as exc:
+            raise SessionNotFoundError(
+                f"No live session has id {session_id}; it may have closed. "
+                "Use raysession.list_sessions() to see the live ones.",
+                session_id=session_id,
+            ) from exc
+        handle_cls = Batch if details.mode == "batch" else Session
+        return handle_cls._attach(session_id, actor, details)
+
+    # -------------------------------------------------------------- reading
+
+    @property
+    def session_id(self) -> str:
+        """The session's id."""
+        return self._session_id
+
+    @property
+    def max_time(self) -> int:
+        """Seconds the session lives after its first job starts."""
+        return self._details_seen.max_time
+
+    @property
+    def mode(self) -> Mode:
+        """``"dedicated"`` for a Session, ``"batch"`` for a Batch."""
+        return self._details_seen.mode
+
+    def backend(self) -> str:
+        """The name of the backend the session runs on."""
+        return self._details_seen.backend_name
+
+    def details(self) -> SessionDetails:
+        """The session's details; after it ended, the last details seen, marked final."""
+        try:
+            self._details_seen = ray.get(self._actor.details.remote())
+        except RayActorError:
+            if not self._details_seen.state.is_final:
+                self._details_seen = self._details_seen.model_copy(
+                    update={"state": SessionState.CLOSED}
+                )
+        return self._details_seen
+
+    def status(self) -> str:
+        """``"Pending"``, ``"In progress, accepting new jobs"``,
+        ``"In progress, not accepting new jobs"`` or ``"Closed"``."""
+        return self.details().state.status()
+
+    @property
+    def active(self) -> bool:
+        """True while the session accepts jobs."""
+        return self.details().state.is_accepting
+
+    def usage(self) -> float:
+        """Seconds used: for a Session, wall clock since the first job started; for a
+        Batch, the jobs' execution time."""
+        return self.details().usage_time
+
+    def job_ids(self) -> list[str]:
+        """Ids of the jobs the session knows, in submission order."""
+        try:
+            return list(ray.get(self._actor.job_ids.remote()))
+        except RayActorError:
+            return []
+
+    # -------------------------------------------------------------- acting
+
+    def submit(self, spec: JobSpec) -> RuntimeJobV2:
+        """Queue a validated job; used by the primitives.
+
+        Raises:
+            SessionClosedError: the session is closed or cancelled.
+            SessionExpiredError: the session's ``max_time`` passed.
+        """
+        accepted = self._actor.submit.remote(spec.job_id, spec)
+        # Sent before the answer to submit: one round trip, and the ref belongs to this process.
+        result = self._actor.result.remote(spec.job_id)
+        try:
+            info: JobInfo = ray.get(accepted)
+        except RayTaskError as exc:
+            if isinstance(exc.cause, RaySessionError):
+                raise exc.cause from None
+            raise
+        except RayActorError as exc:
+            raise SessionClosedError(
+                f"Session {self._session_id} is closed; create a new Session to submit more jobs.",
+                session_id=self._session_id,
+                job_id=spec.job_id,
+            ) from exc
+        return RuntimeJobV2(
+            result,
+            job_id=spec.job_id,
+            session_id=self._session_id,
+            actor=self._actor,
+            created=info.metrics.created,
+        )
+
+    def close(self) -> None:
+        """Stop accepting jobs; queued and running jobs finish. Idempotent."""
+        try:
+            self._details_seen = ray.get(self._actor.close.remote())
+        except RayActorError:
+            pass
+
+    def cancel(self) -> None:
+        """Stop accepting jobs and cancel queued ones; a running job finishes. Idempotent."""
+        try:
+            self._details_seen = ray.get(self._actor.cancel.remote())
+        except RayActorError:
+            pass
+
+    def __enter__(self) -> Session:
+        self._tokens.append(_current.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._tokens.pop())
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._session_id} on {self.backend()!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Session) and other.session_id == self.session_id
+
+    def __hash__(self) -> int:
+        return hash(self._session_id)
+
+
+class Batch(Session):
+    """A session whose jobs run concurrently, up to the backend's worker count.
+
+    The same actor and lifecycle as :class:`Session` without the one-job-at-a-time
+    rule and with no ordering promise; ``usage()`` is the jobs' execution time.
+
+    Example:
+        >>> with Batch(backend=AerBackend()) as batch:  # doctest: +SKIP
+        ...     jobs = [SamplerV2().run([circuit]) for circuit in circuits]
+    """
+
+    _MODE: ClassVar[Mode] = "batch"
