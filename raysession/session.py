@@ -212,6 +212,26 @@ class Session:
         except RayActorError:
             return []
 
+    def job_info(self, job_id: str) -> JobInfo:
+        """Status, error message and metrics of one of the session's jobs.
+
+        Raises:
+            KeyError: the session does not know the job.
+            SessionNotFoundError: the session has ended.
+        """
+        try:
+            info: JobInfo = ray.get(self._actor.job_info.remote(job_id))
+        except RayTaskError as exc:
+            if isinstance(exc.cause, KeyError):
+                raise KeyError(job_id) from None
+            raise
+        except RayActorError as exc:
+            raise SessionNotFoundError(
+                f"Session {self._session_id} has ended; its job records are gone.",
+                session_id=self._session_id,
+            ) from exc
+        return info
+
     # -------------------------------------------------------------- acting
 
     def submit(self, spec: JobSpec) -> RuntimeJobV2:
@@ -239,7 +259,7 @@ class Session:
         return RuntimeJobV2(
             result,
             job_id=spec.job_id,
-            session_id=self._session_id,
+            session_id=spec.session_id,
             actor=self._actor,
             created=info.metrics.created,
         )
