@@ -99,6 +99,7 @@ class AerBackend:
         if num_workers is None:
             cpus = ray.cluster_resources().get("CPU", 1)
             num_workers = max(1, int(cpus // max(num_cpus_per_worker, 1)))
+        _warn_if_unplaceable(num_workers, num_cpus_per_worker, num_gpus_per_worker)
         self._id = uuid.uuid4().hex
         self._name = name
         self._aer_options = dict(aer_options)
@@ -210,8 +211,15 @@ class AerBackend:
         for name in names:
             ray.kill(self._workers[self._worker_names.index(name)], no_restart=False)
 
-    def close(self) -> None:
-        """Stop every worker. Idempotent; sessions still using the pool fail their jobs."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop every worker. Idempotent; sessions still using the pool fail their jobs.
+
+        Waits up to ``timeout`` seconds for workers still starting: Ray ignores a
+        kill that reaches a worker process between its lease and its actor's
+        start, which would leave that process holding its CPUs.
+        """
+        starting = [worker.worker_id.remote() for worker in self._workers]
+        ray.wait(starting, num_returns=len(starting), timeout=timeout)
         for worker in self._workers:
             ray.kill(worker, no_restart=True)
 
@@ -223,6 +231,18 @@ class AerBackend:
 
     def __repr__(self) -> str:
         return f"<AerBackend {self._name!r} workers={len(self._workers)} id={self._id[:8]}>"
+
+
+def _warn_if_unplaceable(num_workers: int, num_cpus: float, num_gpus: float) -> None:
+    """Log when the pool does not fit the free resources: its jobs would wait for them."""
+    free = ray.available_resources()
+    need_cpu, need_gpu = num_workers * num_cpus, num_workers * num_gpus
+    if need_cpu > free.get("CPU", 0) or need_gpu > free.get("GPU", 0):
+        logger.warning(
+            "AerBackend needs %s CPUs and %s GPUs but Ray has %s CPUs and %s GPUs free; "
+            "workers start (and jobs run) only when other pools close or nodes join.",
+            need_cpu, need_gpu, free.get("CPU", 0), free.get("GPU", 0),
+        )
 
 
 def _check_aer_options(options: dict[str, Any], *, remote_gpu: bool) -> None:
