@@ -17,7 +17,13 @@ from .errors import (
 from .estimator import EstimatorV2
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions, SessionLimits
+from .primitive_v1 import Estimator, Sampler
+from .provider import RayBackend, RayProvider
+from .provider_session import ProviderSession
+from .runtime_job import RuntimeJob
+from .runtime_options import Options
 from .sampler import SamplerV2
+from .service import QiskitRuntimeService
 from .session import Batch, Session, current_session, list_sessions
 
 __version__ = "0.1.0"
@@ -26,6 +32,7 @@ __all__ = [
     "AerBackend",
     "BackendUnavailableError",
     "Batch",
+    "Estimator",
     "EstimatorOptions",
     "EstimatorV2",
     "ExecutionTimeoutError",
@@ -35,8 +42,15 @@ __all__ = [
     "JobMetrics",
     "JobStatus",
     "JobTimeoutError",
+    "Options",
+    "ProviderSession",
+    "QiskitRuntimeService",
+    "RayBackend",
+    "RayProvider",
     "RaySessionError",
+    "RuntimeJob",
     "RuntimeJobV2",
+    "Sampler",
     "SamplerOptions",
     "SamplerV2",
     "Session",

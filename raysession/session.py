@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from ._catalog import PoolBacked, resolve_backend
 from ._connect import NAMESPACE, actor_name, ensure_ray
 from ._duration import check_bounds, parse_duration
 from ._lifecycle import SessionState
@@ -19,6 +20,9 @@ from .backends.base import Backend, JobSpec
 from .errors import RaySessionError, SessionClosedError, SessionNotFoundError
 from .job import RuntimeJobV2
 from .options import SessionLimits
+
+if TYPE_CHECKING:
+    from .service import QiskitRuntimeService
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +67,24 @@ class Session:
     handing over the last result.
 
     Args:
-        backend: Where jobs run, e.g. :class:`~raysession.AerBackend`.
+        backend: Where jobs run: a :class:`~raysession.AerBackend`, a backend
+            name such as ``"ibmq_qasm_simulator"`` (resolved through ``service``,
+            or raysession's local catalog), or a backend object from
+            :class:`~raysession.QiskitRuntimeService` / :class:`~raysession.RayProvider`.
+            Names share one worker pool per name per process. Default: the
+            service's default backend (``service`` is then required).
         max_time: Most time the session lives after its first job starts: int
             seconds or a string such as ``"2h 30m 40s"``. Default: the system
             maximum (8 h unless ``RAYSESSION_MAX_MAX_TIME`` says otherwise).
+        service: A :class:`~raysession.QiskitRuntimeService` that resolves ``backend``.
         interactive_timeout: Seconds without a queued job before the session
             goes inactive. Default: 60.
         idle_timeout: Seconds a session with no work waits before closing
             itself. Default: 1800.
 
     Raises:
-        ValueError: ``max_time`` or a timeout is invalid, or ``backend`` is not a backend.
+        ValueError: ``max_time`` or a timeout is invalid, or ``backend`` is neither a backend
+            nor a known backend name.
 
     Example:
         >>> with Session(backend=AerBackend(num_workers=2), max_time="1h") as session:
@@ -85,16 +96,20 @@ class Session:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | str | PoolBacked | None = None,
         max_time: int | str | None = None,
         *,
+        service: QiskitRuntimeService | None = None,
         interactive_timeout: float = 60.0,
         idle_timeout: float = 1800.0,
     ) -> None:
+        if backend is None or isinstance(backend, str | PoolBacked):
+            # A name or a service's backend runs on that name's shared worker pool.
+            backend = resolve_backend(backend, service)
         if not isinstance(backend, Backend):
             raise ValueError(
-                f"backend must be a raysession backend such as AerBackend, "
-                f"not {type(backend).__name__}"
+                f"backend must be a raysession backend such as AerBackend, a backend name, "
+                f"or a backend from QiskitRuntimeService, not {type(backend).__name__}"
             )
         limits = SessionLimits.from_env()
         if max_time is None:

@@ -1,0 +1,274 @@
+"""Backend names a local service or provider knows; one Aer worker pool per name per process.
+
+Names map to Aer simulator configurations: ``"aer_simulator"`` and
+``"ibmq_qasm_simulator"`` (the automatic method, as IBM's cloud simulator
+was) and ``"aer_simulator_<method>"`` for Aer's sampling methods. Fake device
+backends (``"fake_..."``) are listed when a package that provides them
+(``qiskit_ibm_runtime.fake_provider``) is importable; they run on Aer with the
+device's noise model.
+
+A pool of Aer workers is started for a name the first time a job needs it and
+is then shared by every session, service and provider backend of this process,
+so repeated ``Session(service=..., backend=name)`` calls reuse the same workers.
+The pools belong to the Ray connection they were started on; after
+``ray.shutdown()`` and a new ``ray.init()`` new pools are started.
+
+This module imports nothing that imports :mod:`raysession.session`, so the
+session can resolve names through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import ray
+from qiskit_aer import AerSimulator
+from qiskit_aer.noise import NoiseModel
+
+from ._connect import ensure_ray
+from .backends import AerBackend
+
+if TYPE_CHECKING:
+    from qiskit.transpiler import Target
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKEND = "aer_simulator"
+"""The name used where a backend is needed and none is named and no pool is running yet."""
+
+NUM_WORKERS_ENV = "RAYSESSION_BACKEND_NUM_WORKERS"
+"""Environment variable: workers in each pool started for a backend name (default: one per CPU)."""
+
+# Aer methods that sample measurements; "unitary" and "superop" do not, so they are not listed.
+_SAMPLING_METHODS = (
+    "statevector",
+    "density_matrix",
+    "stabilizer",
+    "matrix_product_state",
+    "extended_stabilizer",
+)
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One name the catalog knows and how to simulate it."""
+
+    name: str
+    aer_options: dict[str, Any] = field(default_factory=dict)
+    """Options of :class:`qiskit_aer.AerSimulator` the pool's workers are built with
+    (a fake device's noise model is added when its pool starts)."""
+    description: str = ""
+    device: Any = None
+    """The fake device backend the entry simulates, if any (its target is used)."""
+
+    def simulator_options(self) -> dict[str, Any]:
+        """The Aer options of the pool: :attr:`aer_options`, plus the device's noise model."""
+        if self.device is None:
+            return dict(self.aer_options)
+        return {**self.aer_options, "noise_model": NoiseModel.from_backend(self.device)}
+
+
+@runtime_checkable
+class PoolBacked(Protocol):
+    """A backend object (of a service or provider) that runs on an Aer worker pool."""
+
+    @property
+    def aer_backend(self) -> AerBackend:
+        """The pool of Aer workers jobs on this backend run on."""
+        ...
+
+
+class BackendSource(Protocol):
+    """Something that gives backend objects by name, such as a ``QiskitRuntimeService``."""
+
+    def backend(self, name: str | None = None) -> PoolBacked:
+        """The backend called ``name``; the source's default when ``name`` is ``None``."""
+        ...
+
+
+def _aer_entries() -> list[BackendEntry]:
+    entries = [
+        BackendEntry("aer_simulator", {}, "Aer simulator, automatic method"),
+        BackendEntry(
+            "ibmq_qasm_simulator", {}, "Aer simulator (automatic method) under IBM's cloud name"
+        ),
+    ]
+    entries += [
+        BackendEntry(f"aer_simulator_{method}", {"method": method}, f"Aer simulator, {method}")
+        for method in _SAMPLING_METHODS
+    ]
+    return entries
+
+
+def _fake_entries() -> list[BackendEntry]:
+    """Fake device backends from qiskit-ibm-runtime, if it is installed."""
+    if importlib.util.find_spec("qiskit_ibm_runtime") is None:
+        return []
+    try:
+        fake_provider = importlib.import_module("qiskit_ibm_runtime.fake_provider")
+        devices = fake_provider.FakeProviderForBackendV2().backends()
+    except Exception as exc:  # an optional package that fails to load is skipped
+        logger.info("fake backends are not available: %s", exc)
+        return []
+    return [
+        BackendEntry(device.name, {}, f"Aer with the noise model of {device.name}", device)
+        for device in devices
+    ]
+
+
+_lock = threading.Lock()
+_AER_ENTRIES = {each.name: each for each in _aer_entries()}
+_fakes: dict[str, BackendEntry] | None = None
+_targets: dict[str, Target] = {}
+_pools: dict[str, AerBackend] = {}
+_pools_connection: tuple[str, str] | None = None
+
+
+def entries() -> dict[str, BackendEntry]:
+    """Every backend the catalog knows, by name (Aer names first, then fake devices)."""
+    global _fakes
+    with _lock:
+        if _fakes is None:
+            # Loaded on first listing only: importing the fake devices takes seconds.
+            _fakes = {each.name: each for each in _fake_entries()}
+        return {**_AER_ENTRIES, **_fakes}
+
+
+def is_known(name: str) -> bool:
+    """True if the catalog has a backend called ``name``."""
+    return name in _AER_ENTRIES or name in entries()
+
+
+def entry(name: str) -> BackendEntry:
+    """The catalog entry called ``name``.
+
+    Raises:
+        ValueError: no backend has that name; the message lists the known names.
+    """
+    if name in _AER_ENTRIES:
+        return _AER_ENTRIES[name]
+    known = entries()
+    if name not in known:
+        raise ValueError(f"No backend is called {name!r}. {_known_names(known)}")
+    return known[name]
+
+
+def _known_names(known: dict[str, BackendEntry]) -> str:
+    return (
+        f"Known backends: {', '.join(known)}. "
+        "For other simulator settings build your own AerBackend(...)."
+    )
+
+
+def target(name: str) -> Target:
+    """The transpiler target of the backend called ``name`` (plain Aer's for unknown names)."""
+    with _lock:
+        cached = _targets.get(name)
+    if cached is not None:
+        return cached
+    known = entry(name) if is_known(name) else None
+    if known is not None and known.device is not None:
+        built: Target = known.device.target
+    else:
+        built = AerSimulator(**(known.aer_options if known is not None else {})).target
+    with _lock:
+        return _targets.setdefault(name, built)
+
+
+def _connection() -> tuple[str, str]:
+    context = ray.get_runtime_context()
+    return context.get_node_id(), context.get_job_id()
+
+
+def _num_workers() -> int | None:
+    raw = os.environ.get(NUM_WORKERS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) == 0:
+        raise ValueError(f"{NUM_WORKERS_ENV}={raw!r} must be a positive whole number")
+    return int(raw)
+
+
+def pool(name: str) -> AerBackend:
+    """This process's Aer worker pool for the backend called ``name``, started on first use.
+
+    Raises:
+        ValueError: no backend has that name.
+    """
+    known = entry(name)
+    ensure_ray()
+    connection = _connection()
+    global _pools_connection
+    with _lock:
+        if connection != _pools_connection:
+            # Pools of an earlier Ray connection died with it.
+            _pools.clear()
+            _pools_connection = connection
+        existing = _pools.get(name)
+        if existing is not None:
+            return existing
+        if _pools:
+            logger.warning(
+                "starting a second worker pool (%s) next to %s; each reserves its own CPUs. "
+                "Set %s to size the pools.",
+                name,
+                sorted(_pools),
+                NUM_WORKERS_ENV,
+            )
+        options = known.simulator_options()
+        started = AerBackend(num_workers=_num_workers(), name=name, **options)
+        _pools[name] = started
+        return started
+
+
+def running_pools() -> list[str]:
+    """Names whose pools run on the current Ray connection, in the order they were started."""
+    if not ray.is_initialized():
+        return []
+    connection = _connection()
+    with _lock:
+        return list(_pools) if connection == _pools_connection else []
+
+
+def default_name() -> str:
+    """The least busy name: the first whose pool already runs here, else :data:`DEFAULT_BACKEND`.
+
+    Reusing a running pool costs no start-up and holds no further CPUs.
+    """
+    running = running_pools()
+    return running[0] if running else DEFAULT_BACKEND
+
+
+def resolve_backend(backend: str | PoolBacked | None, service: BackendSource | None) -> AerBackend:
+    """The worker pool a session runs on, for a backend given by name or as a service's backend.
+
+    Args:
+        backend: A backend name, a service or provider backend (:class:`PoolBacked`),
+            or ``None`` for the service's default.
+        service: Resolves names and ``None``; without one, names go to this catalog.
+
+    Raises:
+        ValueError: a name is unknown, or ``backend`` is ``None`` without a service.
+    """
+    if backend is None:
+        if service is None:
+            raise ValueError(
+                "Session needs backend= (an AerBackend or a backend name) or service=."
+            )
+        return service.backend().aer_backend
+    if isinstance(backend, str):
+        if not is_known(backend):
+            raise ValueError(
+                "backend must be a raysession backend such as AerBackend or the name of a "
+                f"known backend; no backend is called {backend!r}. {_known_names(entries())}"
+            )
+        if service is not None:
+            return service.backend(backend).aer_backend
+        return pool(backend)
+    return backend.aer_backend

@@ -1,0 +1,264 @@
+"""QiskitRuntimeService: a local, account-free stand-in for qiskit-ibm-runtime's service."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from . import _catalog
+from ._connect import NAMESPACE, actor_name, ensure_ray
+from ._records import JobInfo, SessionDetails
+from .errors import SessionNotFoundError
+from .job import RuntimeJobV2
+from .provider import RayBackend, select_backends
+from .session import list_sessions
+
+__all__ = ["QiskitRuntimeService"]
+
+
+class QiskitRuntimeService:
+    """The backends, sessions and jobs of this Ray cluster, with qiskit-ibm-runtime's API.
+
+    No account and no network are involved. The backends are Aer simulators
+    (``"ibmq_qasm_simulator"``, ``"aer_simulator"``, ``"aer_simulator_<method>"``)
+    and, when ``qiskit_ibm_runtime.fake_provider`` is importable, its fake
+    devices. Each backend name has one pool of Aer workers per process,
+    started when a job first needs it and shared by every service, session and
+    provider backend. Jobs are looked up in the live sessions of the cluster
+    (their session actors keep the records); the jobs of a session that ended
+    cannot be looked up any more.
+
+    Args:
+        channel, token, url, filename, name, instance, proxies, verify, channel_strategy:
+            qiskit-ibm-runtime's account arguments; accepted so that account code
+            runs unchanged, and ignored.
+        default_backend: The backend ``backend()`` and ``Session(service=...)``
+            use when none is named. Default: the least busy backend.
+
+    Raises:
+        ValueError: ``default_backend`` is not a known name.
+
+    Example:
+        >>> service = QiskitRuntimeService()
+        >>> with Session(service=service, backend="ibmq_qasm_simulator"):  # doctest: +SKIP
+        ...     job = Estimator().run(circuit, observable)
+    """
+
+    def __init__(
+        self,
+        channel: str | None = None,
+        token: str | None = None,
+        url: str | None = None,
+        filename: str | None = None,
+        name: str | None = None,
+        instance: str | None = None,
+        proxies: Any = None,
+        verify: bool | None = None,
+        channel_strategy: str | None = None,
+        *,
+        default_backend: str | None = None,
+    ) -> None:
+        self._default = None if default_backend is None else _catalog.entry(default_backend).name
+        self._backends: dict[str, RayBackend] = {}
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_service, (self._default,))
+
+    def __repr__(self) -> str:
+        return "<QiskitRuntimeService channel='local'>"
+
+    @property
+    def channel(self) -> str:
+        """Always ``"local"``: the service is this Ray cluster."""
+        return "local"
+
+    # ---------------------------------------------------------------- backends
+
+    def backend(self, name: str | None = None, instance: str | None = None) -> RayBackend:
+        """The backend called ``name``; without a name, the default (or least busy) one.
+
+        Raises:
+            ValueError: no backend has that name.
+        """
+        if name is None:
+            name = self._default or _catalog.default_name()
+        return self._backend(_catalog.entry(name).name)
+
+    def get_backend(self, name: str | None = None, instance: str | None = None) -> RayBackend:
+        """The same as :meth:`backend`."""
+        return self.backend(name, instance)
+
+    def backends(
+        self,
+        name: str | None = None,
+        min_num_qubits: int | None = None,
+        instance: str | None = None,
+        filters: Callable[[RayBackend], bool] | None = None,
+        *,
+        simulator: bool | None = None,
+        operational: bool | None = None,
+    ) -> list[RayBackend]:
+        """The backends matching every criterion given.
+
+        Args:
+            name: Only the backend with this name.
+            min_num_qubits: Only backends with at least this many qubits.
+            instance: Ignored (there are no instances).
+            filters: Only backends for which this returns True.
+            simulator: Only Aer simulators (True) or only fake devices (False).
+            operational: Every backend here is operational; False selects none.
+
+        Raises:
+            ValueError: ``name`` is given and no backend has it.
+        """
+        selected = select_backends(self._backend, name, min_num_qubits, filters)
+        if simulator is not None:
+            devices = {n for n, e in _catalog.entries().items() if e.device is not None}
+            selected = [b for b in selected if (b.name not in devices) == simulator]
+        if operational is False:
+            selected = []
+        return selected
+
+    def least_busy(
+        self,
+        min_num_qubits: int | None = None,
+        instance: str | None = None,
+        filters: Callable[[RayBackend], bool] | None = None,
+        *,
+        simulator: bool | None = None,
+        operational: bool | None = None,
+    ) -> RayBackend:
+        """The matching backend whose worker pool already runs here (no start-up, no further
+        CPUs), else the first matching one.
+
+        Raises:
+            ValueError: no backend matches; with ``simulator=False``, none is installed
+                (``pip install qiskit-ibm-runtime`` provides fake devices).
+        """
+        candidates = self.backends(
+            min_num_qubits=min_num_qubits,
+            filters=filters,
+            simulator=simulator,
+            operational=operational,
+        )
+        if not candidates:
+            raise ValueError(
+                "No backend matches the criteria. This service has Aer simulators"
+                + ("" if simulator is not False else " and no fake devices installed")
+                + f": {', '.join(_catalog.entries())}."
+            )
+        running = _catalog.running_pools()
+        return min(
+            candidates,
+            key=lambda b: running.index(b.name) if b.name in running else len(running),
+        )
+
+    def _backend(self, name: str) -> RayBackend:
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = RayBackend(name, provider=self)
+            return self._backends[name]
+
+    # ---------------------------------------------------------------- jobs
+
+    def job(self, job_id: str) -> RuntimeJobV2:
+        """The job with this id, from any live session on the cluster.
+
+        Raises:
+            SessionNotFoundError: no live session has the job (its session may have ended).
+        """
+        for session_id, actor in _live_session_actors(list_sessions()):
+            try:
+                job_ids: list[str] = ray.get(actor.job_ids.remote())
+            except RayActorError:
+                continue
+            if job_id in job_ids:
+                return _job_handle(actor, session_id, ray.get(actor.job_info.remote(job_id)))
+        raise SessionNotFoundError(
+            f"No live session has job {job_id}; a session's job records end with the session. "
+            "Use service.jobs() to list the jobs of the live sessions.",
+            job_id=job_id,
+        )
+
+    def jobs(
+        self,
+        limit: int | None = 10,
+        skip: int = 0,
+        backend_name: str | None = None,
+        pending: bool | None = None,
+        session_id: str | None = None,
+        descending: bool = True,
+    ) -> list[RuntimeJobV2]:
+        """Jobs of the live sessions on the cluster, newest first.
+
+        Args:
+            limit: Most jobs returned; ``None`` for all.
+            skip: Jobs to skip from the start of the order.
+            backend_name: Only jobs that ran on this backend.
+            pending: Only queued or running jobs (True), or only finished ones (False).
+            session_id: Only the jobs of this session.
+            descending: Newest first (True) or oldest first (False).
+
+        Raises:
+            SessionNotFoundError: ``session_id`` is not a live session.
+        """
+        ensure_ray()
+        session_ids = [session_id] if session_id is not None else list_sessions()
+        actors = _live_session_actors(session_ids)
+        if session_id is not None and not actors:
+            raise SessionNotFoundError(
+                f"No live session has id {session_id}; a session's job records end with it.",
+                session_id=session_id,
+            )
+        found: list[tuple[Any, str, JobInfo]] = []
+        for sid, actor in actors:
+            try:
+                details: SessionDetails = ray.get(actor.details.remote())
+                if backend_name is not None and details.backend_name != backend_name:
+                    continue
+                job_ids: list[str] = ray.get(actor.job_ids.remote())
+                infos: list[JobInfo] = ray.get([actor.job_info.remote(j) for j in job_ids])
+            except RayActorError:
+                continue
+            found += [
+                (actor, sid, info)
+                for info in infos
+                if pending is None or pending != info.status.is_final
+            ]
+        found.sort(key=lambda item: item[2].metrics.created, reverse=descending)
+        stop = None if limit is None else skip + limit
+        return [_job_handle(actor, sid, info) for actor, sid, info in found[skip:stop]]
+
+
+def _service(default_backend: str | None) -> QiskitRuntimeService:
+    return QiskitRuntimeService(default_backend=default_backend)
+
+
+def _live_session_actors(session_ids: list[str]) -> list[tuple[str, Any]]:
+    """``(session id, session actor)`` of the ids whose actor is alive."""
+    ensure_ray()
+    actors = []
+    for session_id in session_ids:
+        try:
+            actors.append(
+                (session_id, ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE))
+            )
+        except ValueError:
+            continue
+    return actors
+
+
+def _job_handle(actor: Any, session_id: str, info: JobInfo) -> RuntimeJobV2:
+    """A handle of a job already in a session, as :meth:`Session.submit` returns one."""
+    return RuntimeJobV2(
+        actor.result.remote(info.job_id),
+        job_id=info.job_id,
+        session_id=session_id,
+        actor=actor,
+        created=info.metrics.created,
+    )
