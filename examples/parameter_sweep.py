@@ -55,10 +55,14 @@ def main() -> None:
     backend.close()
 
     best = int(np.argmin(evs))
-    print(f"session {details.id}: {details.num_jobs} jobs from {args.tasks} Ray tasks, "
-          f"{backend.num_workers} Aer workers")
-    print(f"swept {len(evs)} parameter sets of efficient_su2({args.qubits}, reps=2) "
-          f"in {elapsed:.2f} s")
+    print(
+        f"session {details.id}: {details.num_jobs} jobs from {args.tasks} Ray tasks, "
+        f"{backend.num_workers} Aer workers"
+    )
+    print(
+        f"swept {len(evs)} parameter sets of efficient_su2({args.qubits}, reps=2) "
+        f"in {elapsed:.2f} s"
+    )
     print(f"<H>: min {evs.min():.6f} at point {best}, max {evs.max():.6f}, mean {evs.mean():.6f}")
 
 

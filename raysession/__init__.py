@@ -1,4 +1,4 @@
-"""raysession: Qiskit Runtime sessions, batches and V2 primitives on Ray, with Aer as the simulator."""
+"""raysession: Qiskit Runtime sessions, batches and V2 primitives on Ray, with Aer simulating."""
 
 from ._lifecycle import SessionState
 from ._records import JobInfo, JobMetrics, JobStatus, SessionDetails

@@ -9,7 +9,7 @@ _TERM = re.compile(r"(\d+)\s*([dhms])")
 _WHOLE = re.compile(r"\s*(?:\d+\s*[dhms]\s*)+")
 
 ACCEPTED = (
-    'an int number of seconds, or a string of whole-number terms with units d, h, m, s '
+    "an int number of seconds, or a string of whole-number terms with units d, h, m, s "
     '(for example 3600, "45m", "1d", "2h 30m 40s")'
 )
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+import secrets
 import threading
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
-import numpy as np
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from .backends._partition import Kind, PubSpec
 from .backends.base import Backend, JobSpec
-from .backends._partition import Kind, Pub
 from .errors import SessionClosedError, SessionExpiredError
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions
@@ -66,7 +70,9 @@ class BasePrimitive(Generic[OptionsT]):
     _KIND: ClassVar[Kind]
 
     def __init__(
-        self, mode: Session | Backend | None = None, options: OptionsT | dict[str, Any] | None = None
+        self,
+        mode: Session | Backend | None = None,
+        options: OptionsT | dict[str, Any] | None = None,
     ) -> None:
         self._mode = resolve_mode(mode, type(self).__name__)
         self._options: OptionsT = self._coerce_options(options)
@@ -95,32 +101,71 @@ class BasePrimitive(Generic[OptionsT]):
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self._mode, self._options))
 
-    def _submit(self, pubs: list[Pub]) -> RuntimeJobV2:
-        options = self._options
+    def _submit(self, pubs: list[EstimatorPub] | list[SamplerPub]) -> RuntimeJobV2:
         mode = self._mode
-        if isinstance(mode, Session) and options.max_execution_time is not None:
-            if options.max_execution_time >= mode.max_time:
-                raise ValueError(
-                    f"max_execution_time={options.max_execution_time} s must be smaller than "
-                    f"the session's max_time of {mode.max_time} s."
-                )
-        seed = options.seed_simulator
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**31))
-        spec = JobSpec(
-            kind=self._KIND,
-            pubs=tuple(pubs),
-            seed=seed,
-            chunk_size=options.chunk_size,
-            run_options=dict(options.run_options),
-            max_execution_time=options.max_execution_time,
-            job_id=uuid.uuid4().hex,
-            session_id=mode.session_id if isinstance(mode, Session) else None,
-        )
         if isinstance(mode, Session):
-            return mode.submit(spec)
+            check_execution_time(self._options, mode.max_time)
+            return mode.submit(build_spec(self._KIND, pubs, self._options, mode.session_id))
+        spec = build_spec(self._KIND, pubs, self._options, None)
         try:
             return job_mode_batch(mode).submit(spec)
         except (SessionClosedError, SessionExpiredError):
             # The job-mode batch closed itself while idle: start a fresh one.
             return job_mode_batch(mode, renew=True).submit(spec)
+
+
+def check_execution_time(options: EstimatorOptions | SamplerOptions, max_time: float) -> None:
+    """Raise ``ValueError`` unless the job's ``max_execution_time`` is below ``max_time``."""
+    limit = options.max_execution_time
+    if limit is not None and limit >= max_time:
+        raise ValueError(
+            f"max_execution_time={limit} s must be smaller than the session's max_time "
+            f"of {max_time} s."
+        )
+
+
+def build_spec(
+    kind: Kind,
+    pubs: list[EstimatorPub] | list[SamplerPub],
+    options: EstimatorOptions | SamplerOptions,
+    session_id: str | None,
+    job_id: str | None = None,
+) -> JobSpec:
+    """The job spec of coerced PUBs: circuits pickled once each and named by content.
+
+    The session actor forwards the pickled circuits without unpickling them; a
+    worker unpickles a circuit once and keeps it while the cache holds it.
+    """
+    circuits: dict[str, bytes] = {}
+    by_id: dict[int, str] = {}
+    specs = []
+    for pub in pubs:
+        key = by_id.get(id(pub.circuit))
+        if key is None:
+            data = pickle.dumps(pub.circuit, protocol=pickle.HIGHEST_PROTOCOL)
+            key = hashlib.blake2b(data, digest_size=16).hexdigest()
+            circuits[key] = data
+            by_id[id(pub.circuit)] = key
+        if isinstance(pub, EstimatorPub):
+            specs.append(
+                PubSpec(
+                    key, pub.parameter_values, observables=pub.observables, precision=pub.precision
+                )
+            )
+        else:
+            specs.append(PubSpec(key, pub.parameter_values, shots=pub.shots))
+    seed = options.seed_simulator
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    return JobSpec(
+        kind=kind,
+        pubs=tuple(specs),
+        circuits=circuits,
+        seed=seed,
+        chunk_size=options.chunk_size,
+        run_options=dict(options.run_options),
+        max_execution_time=options.max_execution_time,
+        circuit_cache=options.circuit_cache,
+        job_id=job_id or uuid.uuid4().hex,
+        session_id=session_id,
+    )

@@ -30,10 +30,10 @@ class JobStatus(StrEnum):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, QiskitJobStatus):
-            return self.value == other.name
+            return bool(self.value == other.name)
         if isinstance(other, Enum) and not isinstance(other, JobStatus):
             return False
-        return str.__eq__(self, other)
+        return bool(str.__eq__(self, other))
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)

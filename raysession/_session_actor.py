@@ -317,7 +317,7 @@ class SessionActor:
         deadline = None if limit is None else now + limit
         try:
             job.run = self._backend.run(job.spec, deadline=deadline)
-        except Exception as exc:  # noqa: BLE001 - the job boundary: a bad job never kills the session
+        except Exception as exc:
             job.running = now
             self._fail(job, JobFailedError(f"Job {job.job_id} could not start: {exc}"), exc)
             return

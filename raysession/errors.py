@@ -44,7 +44,7 @@ def _picklable(exc: BaseException | None) -> BaseException | None:
         return None
     try:
         pickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - any pickling failure means "send the text instead"
+    except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
     return exc
 
@@ -75,7 +75,8 @@ class RaySessionError(Exception):
         state["__cause__"] = _picklable(self.__cause__)
         return (type(self), (self.args[0],), state)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        state = dict(state or {})
         cause = state.pop("__cause__", None)
         self.__dict__.update(state)
         if cause is not None:

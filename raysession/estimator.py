@@ -18,7 +18,7 @@ from .session import Session
 __all__ = ["EstimatorV2"]
 
 
-class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):
+class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ignore[misc]
     """Estimates expectation values of observables on circuits, in a session on Ray.
 
     PUBs are coerced and validated here, in the caller's process, with Qiskit's

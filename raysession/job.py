@@ -1,4 +1,4 @@
-"""RuntimeJobV2: the handle of one submitted job, a Qiskit primitive job and a Ray future at once."""
+"""RuntimeJobV2: one submitted job's handle, a Qiskit primitive job and a Ray future at once."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .errors import BackendUnavailableError, JobCancelledError, JobTimeoutError,
 __all__ = ["RuntimeJobV2"]
 
 
-class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], JobStatus]):  # type: ignore[misc]
+class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], JobStatus]):  # type: ignore[misc,type-arg]
     """The handle of a job submitted by :class:`~raysession.EstimatorV2` or
     :class:`~raysession.SamplerV2`.
 
@@ -52,7 +52,9 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         self._final_info: JobInfo | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        ref = ray.ObjectRef(self.binary(), self.owner_address(), self.call_site())
+        ref: ray.ObjectRef[Any] = ray.ObjectRef(
+            self.binary(), self.owner_address(), self.call_site()
+        )
         state = (self._job_id, self._session_id, self._actor, self._created)
         return (_rebuild, (ref, *state))
 
@@ -63,7 +65,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
     def job_id(self) -> str:  # type: ignore[override]  # ObjectRef.job_id is Ray's own id
         """The job's id."""
-        return self._job_id
+        return str(self._job_id)
 
     @property
     def session_id(self) -> str | None:
@@ -227,7 +229,7 @@ def _translate(exc: BaseException, job_id: str) -> BaseException:
         cause = exc.cause
         if isinstance(cause, RaySessionError):
             return cause
-        if cause is not None and not isinstance(cause, RayError):
+        if isinstance(cause, BaseException) and not isinstance(cause, RayError):
             return cause
     if isinstance(exc, RaySessionError):
         return exc

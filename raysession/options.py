@@ -54,6 +54,10 @@ class _Options(BaseModel):
     Default: ``256``.
     """
 
+    circuit_cache: bool = True
+    """Send each circuit to a worker once and refer to it by a content key in later
+    jobs, so optimizer loops ship parameter values, not circuits. Default: ``True``."""
+
     run_options: dict[str, Any] = Field(default_factory=dict)
     """Options passed through to Aer's ``AerSimulator.run`` (for example
     ``{"max_parallel_threads": 1}``). ``shots``, ``memory``, ``seed_simulator``

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ._duration import parse_duration
-from .backends import JobSpec
+from ._primitive import build_spec
 from .errors import SessionClosedError
 from .job import RuntimeJobV2
 from .options import SamplerOptions, SessionLimits
@@ -149,20 +147,9 @@ class ProviderSession:
             if self._session is None:
                 self._session = Session(self._backend.aer_backend, self._max_time_s)
             session = self._session
-            seed = options.seed_simulator
-            if seed is None:
-                seed = int(np.random.default_rng().integers(2**31))
-            spec = JobSpec(
-                kind="sampler",
-                pubs=tuple(pubs),
-                seed=seed,
-                chunk_size=options.chunk_size,
-                run_options=dict(options.run_options),
-                max_execution_time=options.max_execution_time,
-                # As on IBM's cloud: the session's id is its first job's id.
-                job_id=session.session_id if first else uuid.uuid4().hex,
-                session_id=session.session_id,
-            )
+            # As on IBM's cloud: the session's id is its first job's id.
+            job_id = session.session_id if first else None
+            spec = build_spec("sampler", list(pubs), options, session.session_id, job_id)
             return session.submit(spec)
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from .session import Session
 __all__ = ["SamplerV2"]
 
 
-class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):
+class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[misc]
     """Samples measurement outcomes of circuits, in a session on Ray.
 
     PUBs are coerced and validated here, in the caller's process, with Qiskit's

@@ -118,7 +118,10 @@ class Session:
             max_time_s = check_bounds(
                 parse_duration(max_time), low_s=limits.min_max_time, high_s=limits.max_max_time
             )
-        for what, value in (("interactive_timeout", interactive_timeout), ("idle_timeout", idle_timeout)):
+        for what, value in (
+            ("interactive_timeout", interactive_timeout),
+            ("idle_timeout", idle_timeout),
+        ):
             if not value > 0:
                 raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
         ensure_ray()
@@ -130,7 +133,7 @@ class Session:
             interactive_timeout_s=float(interactive_timeout),
             idle_timeout_s=float(idle_timeout),
         )
-        actor_cls = ray.remote(SessionActor).options(**session_actor_options(session_id))
+        actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
         self._init_handle(session_id, actor, ray.get(actor.start.remote()))
         logger.info("created %s %s on %s", self._MODE, session_id, backend.name)
@@ -162,7 +165,7 @@ class Session:
         """
         ensure_ray()
         try:
-            actor = ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE)
+            actor: Any = ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE)
             details: SessionDetails = ray.get(actor.details.remote())
         except (ValueError, RayActorError) as exc:
             raise SessionNotFoundError(

@@ -20,7 +20,8 @@ def ray_cluster() -> Iterator[None]:
     """A real local Ray with 2 CPUs for the whole module."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    # address="local": never join a cluster another test (ray.cluster_utils) recorded.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
     try:
         yield
     finally:

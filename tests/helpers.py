@@ -22,7 +22,11 @@ def ansatz(num_qubits: int = 4, reps: int = 1) -> QuantumCircuit:
 
 
 def observable(num_qubits: int = 4) -> SparsePauliOp:
-    terms = [("Z" * num_qubits, 1.0), ("X" + "I" * (num_qubits - 1), 0.5), ("IY" + "Z" * (num_qubits - 2), -0.25)]
+    terms = [
+        ("Z" * num_qubits, 1.0),
+        ("X" + "I" * (num_qubits - 1), 0.5),
+        ("IY" + "Z" * (num_qubits - 2), -0.25),
+    ]
     return SparsePauliOp.from_list(terms)
 
 

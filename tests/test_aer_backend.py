@@ -12,7 +12,6 @@ from raysession import AerBackend, EstimatorV2, SamplerV2, Session
 from tests.conftest import live_raysession_actors, wait_for
 from tests.helpers import ONE_CHUNK, ansatz, bell, observable, slow_pub, values
 
-
 # No module-wide pool here: each test owns its pool, so pools never wait for each other's CPUs.
 
 

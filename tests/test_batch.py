@@ -22,7 +22,9 @@ def test_batch_runs_jobs_concurrently_up_to_the_worker_count(backend):
         jobs = [estimator.run([slow_pub(150)]) for _ in range(3)]
         for job in jobs:
             job.result()
-        metrics = sorted((batch.job_info(j.job_id()).metrics for j in jobs), key=lambda m: m.sequence)
+        metrics = sorted(
+            (batch.job_info(j.job_id()).metrics for j in jobs), key=lambda m: m.sequence
+        )
     first, second, third = metrics
     assert second.running < first.finished  # two workers: the first two overlap
     assert third.running >= min(first.finished, second.finished)  # the third waited for a slot

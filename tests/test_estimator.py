@@ -63,7 +63,9 @@ def test_large_sweep_split_across_workers_still_equals_aer(session):
         [(circuit, obs, vals)]
     )
     result = job.result()
-    np.testing.assert_allclose(result[0].data.evs, _aer([(circuit, obs, vals)])[0].data.evs, atol=1e-12)
+    np.testing.assert_allclose(
+        result[0].data.evs, _aer([(circuit, obs, vals)])[0].data.evs, atol=1e-12
+    )
     assert len(result[0].metadata["raysession"]["chunks"]) == 7
     assert job.metrics()["num_chunks"] == 7
 
@@ -103,7 +105,9 @@ def test_every_pub_form_qiskit_accepts_is_accepted(session):
 
 def test_run_precision_argument_and_pub_precision_are_honoured(session):
     estimator = EstimatorV2(mode=session)
-    result = estimator.run([(bell(False), "ZZ"), (bell(False), "ZZ", None, 0.2)], precision=0.0).result()
+    result = estimator.run(
+        [(bell(False), "ZZ"), (bell(False), "ZZ", None, 0.2)], precision=0.0
+    ).result()
     assert result[0].metadata["target_precision"] == 0.0
     assert result[0].data.evs == pytest.approx(1.0)
     assert result[1].metadata["target_precision"] == 0.2

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(script: str, *args: str, timeout: float = 240) -> str:
-    # A separate process: the script starts its own local Ray, as the README's command does.
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    env.pop("RAY_ADDRESS")
+    # A separate process that starts its own local Ray, as the README's command does;
+    # "local" keeps it from joining this test module's Ray, which a bare ray.init() would.
+    env = {**os.environ, "RAY_ADDRESS": "local"}
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), *args],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,

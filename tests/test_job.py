@@ -129,7 +129,7 @@ def test_handle_created_in_a_task_works_in_the_driver(estimator):
 
 def test_result_timeout_raises_a_timeout_error_subclass(session):
     job = EstimatorV2(mode=session, options=ONE_CHUNK).run([slow_pub(150)])
-    with pytest.raises(JobTimeoutError, match="did not finish within 0.01 s"):
+    with pytest.raises(JobTimeoutError, match=r"did not finish within 0\.01 s"):
         job.result(timeout=0.01)
     with pytest.raises(TimeoutError):
         job.result(timeout=0.01)

@@ -11,7 +11,7 @@ import ray
 
 import raysession
 import raysession.backends
-from raysession import AerBackend, Batch, EstimatorV2, SamplerV2, Session
+from raysession import Batch, EstimatorV2, SamplerV2, Session
 from tests.helpers import bell
 
 

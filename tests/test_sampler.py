@@ -56,8 +56,12 @@ def test_seeded_counts_equal_aer_and_are_reproducible(session):
     theirs = AerSamplerV2(seed=123).run(pubs, shots=64).result()
     for got, repeat, want in zip(ours, again, theirs, strict=True):
         for name in want.data:
-            np.testing.assert_array_equal(getattr(got.data, name).array, getattr(want.data, name).array)
-            np.testing.assert_array_equal(getattr(got.data, name).array, getattr(repeat.data, name).array)
+            np.testing.assert_array_equal(
+                getattr(got.data, name).array, getattr(want.data, name).array
+            )
+            np.testing.assert_array_equal(
+                getattr(got.data, name).array, getattr(repeat.data, name).array
+            )
 
 
 def test_default_shots_is_4096_and_run_shots_override(session):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import ray
@@ -163,7 +165,7 @@ def test_jobs_from_8_concurrent_submitters_run_one_at_a_time_in_fifo_order(backe
         assert len(set(ids)) == 32
         metrics = sorted((session.job_info(i).metrics for i in ids), key=lambda m: m.sequence)
     assert [m.sequence for m in metrics] == list(range(32))
-    for before, after in zip(metrics, metrics[1:]):
+    for before, after in itertools.pairwise(metrics):
         assert before.created <= after.created
         assert before.finished <= after.running
 

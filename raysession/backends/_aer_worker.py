@@ -1,17 +1,22 @@
-"""AerWorker: hosts one Aer simulator in a Ray actor and runs chunks of jobs on it."""
+"""AerWorker: hosts one Aer simulator in a Ray actor, keeps a circuit cache and runs chunks."""
 
 from __future__ import annotations
 
+import collections
+import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import ray
+from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
-from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
-from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
 
 from ..errors import ExecutionTimeoutError
-from ._partition import Kind, Pub, join, whole_job
+from ._aer_exec import AerExecutor
+from ._partition import Kind, PubSpec, join, whole_job
+
+DEFAULT_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -19,11 +24,16 @@ class ChunkRequest:
     """One chunk of one job, as sent to a worker."""
 
     kind: Kind
-    pubs: list[Pub]
+    pubs: list[PubSpec]
     seed: int
     run_options: dict[str, Any]
     job_id: str
     chunk_index: int
+    circuit_refs: dict[str, Any] = field(default_factory=dict)
+    """Circuit key -> ObjectRef of its pickled bytes (in a list, so Ray does not resolve
+    it): fetched only by a worker whose cache lacks the key."""
+    circuit_data: dict[str, bytes] = field(default_factory=dict)
+    """Circuit key -> pickled bytes sent inline, bypassing the cache."""
     deadline: float | None = None
     """UNIX time after which the chunk is not started (the job ran out of time)."""
     job_metadata: dict[str, Any] | None = None
@@ -31,26 +41,58 @@ class ChunkRequest:
 
 
 class AerWorker:
-    """Runs chunks on one Aer simulator; Aer's own primitives do the simulation.
+    """Runs chunks on one Aer simulator, with the circuits it has seen cached.
 
-    Owns: one Aer ``EstimatorV2`` and one ``SamplerV2`` built with the backend's
-    Aer options. Concurrency: a synchronous actor, one chunk at a time; Aer uses
-    as many OpenMP threads as the actor reserves CPUs (Ray sets
-    ``OMP_NUM_THREADS``). Ordering: chunks run in the order each caller submits
-    them. Called by: :class:`~raysession.backends.AerBackend` only.
+    Owns: one :class:`AerExecutor` (an AerSimulator built with the backend's Aer
+    options) and an LRU cache of circuits by content key, bounded by their
+    pickled size; a restarted worker starts with an empty cache and fetches
+    circuits again from the object store. Concurrency: a synchronous actor,
+    one chunk at a time; Aer uses as many OpenMP threads as the actor reserves
+    CPUs (Ray sets ``OMP_NUM_THREADS``). Ordering: chunks run in the order each
+    caller submits them. Called by: :class:`~raysession.backends.AerBackend` only.
 
-    Because it drives Aer's primitives, a chunk's numbers are exactly those of
-    ``qiskit_aer.primitives`` run with the chunk's seed.
+    Its numbers are exactly those of ``qiskit_aer.primitives`` run with the
+    chunk's seed.
     """
 
-    def __init__(self, aer_options: dict[str, Any], worker_id: str) -> None:
-        self._estimator = AerEstimatorV2(options={"backend_options": dict(aer_options)})
-        self._sampler = AerSamplerV2(options={"backend_options": dict(aer_options)})
+    def __init__(
+        self, aer_options: dict[str, Any], worker_id: str, cache_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
+        self._executor = AerExecutor(aer_options)
         self._id = worker_id
+        self._cache: collections.OrderedDict[str, tuple[QuantumCircuit, int]] = (
+            collections.OrderedDict()
+        )
+        self._cache_bytes = 0
+        self._cache_limit = cache_bytes
+        self._fetches = 0
 
     def worker_id(self) -> str:
         """This worker's id (its Ray actor name)."""
         return self._id
+
+    def cache_info(self) -> dict[str, int]:
+        """Circuits cached, their pickled bytes, and how many were fetched since start."""
+        return {"circuits": len(self._cache), "bytes": self._cache_bytes, "fetches": self._fetches}
+
+    def _circuit(self, key: str, request: ChunkRequest) -> QuantumCircuit:
+        inline = request.circuit_data.get(key)
+        if inline is not None:
+            circuit: QuantumCircuit = pickle.loads(inline)
+            return circuit
+        found = self._cache.get(key)
+        if found is not None:
+            self._cache.move_to_end(key)
+            return found[0]
+        data: bytes = ray.get(request.circuit_refs[key][0])
+        self._fetches += 1
+        circuit = pickle.loads(data)
+        self._cache[key] = (circuit, len(data))
+        self._cache_bytes += len(data)
+        while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
+            _, (_, size) = self._cache.popitem(last=False)
+            self._cache_bytes -= size
+        return circuit
 
     def run_chunk(self, request: ChunkRequest) -> list[PubResult] | PrimitiveResult[PubResult]:
         """Run one chunk.
@@ -69,10 +111,12 @@ class AerWorker:
                 job_id=request.job_id,
             )
         started = time.perf_counter()
-        primitive: AerEstimatorV2 | AerSamplerV2
-        primitive = self._estimator if request.kind == "estimator" else self._sampler
-        primitive.options.run_options = {**request.run_options, "seed_simulator": request.seed}
-        results = list(primitive.run(request.pubs).result())  # type: ignore[arg-type]
+        pubs = [(pub, self._circuit(pub.circuit_key, request)) for pub in request.pubs]
+        results: list[PubResult]
+        if request.kind == "estimator":
+            results = self._executor.estimate(pubs, request.seed, request.run_options)
+        else:
+            results = list(self._executor.sample(pubs, request.seed, request.run_options))
         info = {
             "worker": self._id,
             "chunk": request.chunk_index,

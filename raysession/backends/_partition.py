@@ -15,22 +15,47 @@ the result has the shape a single Aer run would give.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from qiskit.primitives import BitArray, DataBin, PrimitiveResult, PubResult, SamplerPubResult
-from qiskit.primitives.containers.estimator_pub import EstimatorPub
-from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.primitives.containers.bindings_array import BindingsArray
+from qiskit.primitives.containers.observables_array import ObservablesArray
 
 Kind = Literal["estimator", "sampler"]
-Pub = EstimatorPub | SamplerPub
+
+
+@dataclass(frozen=True)
+class PubSpec:
+    """A coerced, validated PUB whose circuit is named by its content key.
+
+    The circuit itself travels once, in the job's circuit table, so the session
+    actor plans and forwards jobs without (un)pickling circuits.
+    """
+
+    circuit_key: str
+    parameter_values: BindingsArray
+    observables: ObservablesArray | None = None
+    """Set for estimator PUBs."""
+    precision: float | None = None
+    shots: int | None = None
+
+    @property
+    def is_estimator(self) -> bool:
+        """True for an estimator PUB."""
+        return self.observables is not None
+
+
+Pub = PubSpec
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Rows ``start:stop`` along axis 0 of PUB ``pub_index``; ``stop is None`` means the whole PUB."""
+    """Rows ``start:stop`` along axis 0 of PUB ``pub_index``; ``stop=None``: the whole PUB."""
 
     pub_index: int
     start: int = 0
@@ -53,7 +78,7 @@ class Chunk:
 def _padded_shapes(pub: Pub) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The PUB's broadcast shape and its parameter values' shape, padded to the same rank."""
     params_shape = pub.parameter_values.shape
-    if isinstance(pub, EstimatorPub):
+    if pub.observables is not None:
         shape = np.broadcast_shapes(params_shape, pub.observables.shape)
     else:
         shape = params_shape
@@ -105,7 +130,7 @@ def plan(pubs: list[Pub] | tuple[Pub, ...], chunk_size: int) -> list[Chunk]:
             num = math.ceil(rows / step)
             # Even sizes: 2000 rows at 256 -> 8 chunks of 250, not 7 of 256 and one of 208.
             bounds = [round(i * rows / num) for i in range(num + 1)]
-            chunks.extend([[Piece(index, a, b)] for a, b in zip(bounds, bounds[1:], strict=False)])
+            chunks.extend([[Piece(index, a, b)] for a, b in itertools.pairwise(bounds)])
             continue
         if current and load + cost > chunk_size:
             chunks.append(current)
@@ -141,10 +166,10 @@ def sub_pub(pub: Pub, piece: Piece) -> Pub:
     assert piece.stop is not None
     shape, _ = _padded_shapes(pub)
     values = _slice_rows(pub.parameter_values, len(shape), piece.start, piece.stop)
-    if isinstance(pub, EstimatorPub):
-        observables = _slice_rows(pub.observables, len(shape), piece.start, piece.stop)
-        return EstimatorPub(pub.circuit, observables, values, pub.precision, validate=False)
-    return SamplerPub(pub.circuit, values, pub.shots, validate=False)
+    observables = pub.observables
+    if observables is not None:
+        observables = _slice_rows(observables, len(shape), piece.start, piece.stop)
+    return dataclasses.replace(pub, parameter_values=values, observables=observables)
 
 
 def chunk_pubs(pubs: list[Pub] | tuple[Pub, ...], chunk: Chunk) -> list[Pub]:
@@ -199,7 +224,7 @@ def _join_pub(pub: Pub, pieces: list[PubResult]) -> PubResult:
     shape, _ = _padded_shapes(pub)
     first = pieces[0]
     metadata = dict(first.metadata)
-    if isinstance(pub, EstimatorPub):
+    if pub.observables is not None:
         evs = np.concatenate([np.asarray(p.data.evs) for p in pieces], axis=0)
         stds = np.concatenate([np.asarray(p.data.stds) for p in pieces], axis=0)
         return PubResult(DataBin(evs=evs, stds=stds, shape=shape), metadata=metadata)

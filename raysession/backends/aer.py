@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import uuid
@@ -14,7 +15,7 @@ from qiskit_aer.aererror import AerError
 
 from .._connect import NAMESPACE, actor_name, ensure_ray
 from ._aer_worker import AerWorker, ChunkRequest
-from ._partition import Chunk, Pub, chunk_pubs, chunk_seed, join, plan
+from ._partition import Chunk, PubSpec, chunk_pubs, chunk_seed, join, plan
 from .base import BackendRun, JobSpec
 
 logger = logging.getLogger(__name__)
@@ -23,13 +24,16 @@ __all__ = ["AerBackend"]
 
 
 def _join_chunks(
-    pubs: tuple[Pub, ...],
+    pubs: tuple[PubSpec, ...],
     chunks: list[Chunk],
     job_metadata: dict[str, Any],
     *chunk_results: list[PubResult],
 ) -> PrimitiveResult[PubResult]:
     return join(pubs, chunks, list(chunk_results), job_metadata)
 
+
+# Circuits whose object-store copies a backend copy keeps (per session actor).
+_CIRCUIT_REFS = 256
 
 # num_cpus=0: the workers hold the CPUs; reassembly is light and must never wait for one.
 _join_task = ray.remote(num_cpus=0, max_retries=3)(_join_chunks)
@@ -97,24 +101,25 @@ class AerBackend:
         _check_aer_options(aer_options, remote_gpu=num_gpus_per_worker > 0)
         ensure_ray()
         if num_workers is None:
-            cpus = ray.cluster_resources().get("CPU", 1)
+            cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
             num_workers = max(1, int(cpus // max(num_cpus_per_worker, 1)))
         _warn_if_unplaceable(num_workers, num_cpus_per_worker, num_gpus_per_worker)
         self._id = uuid.uuid4().hex
         self._name = name
         self._aer_options = dict(aer_options)
-        actor_cls = ray.remote(AerWorker)
+        actor_cls: Any = ray.remote(AerWorker)
         options = worker_options(num_cpus_per_worker, num_gpus_per_worker)
         self._worker_names = [
             actor_name("aer", f"{self._id[:12]}-{slot}") for slot in range(num_workers)
         ]
-        self._workers = [
+        self._workers: list[Any] = [
             actor_cls.options(name=name, namespace=NAMESPACE, **options).remote(
                 self._aer_options, name
             )
             for name in self._worker_names
         ]
         self._counter = itertools.count()
+        self._circuit_refs: collections.OrderedDict[str, Any] = collections.OrderedDict()
         logger.info("AerBackend %s started %d workers", self._id, num_workers)
 
     @classmethod
@@ -128,6 +133,7 @@ class AerBackend:
             actor_name("aer", f"{backend_id[:12]}-{slot}") for slot in range(len(workers))
         ]
         self._counter = itertools.count()
+        self._circuit_refs = collections.OrderedDict()
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -177,9 +183,16 @@ class AerBackend:
         placed = []
         for chunk in chunks:
             slot = next(self._counter) % len(self._workers)
+            pubs = chunk_pubs(spec.pubs, chunk)
+            data = {pub.circuit_key: spec.circuits[pub.circuit_key] for pub in pubs}
+            cached = spec.circuit_cache
             request = ChunkRequest(
                 kind=spec.kind,
-                pubs=chunk_pubs(spec.pubs, chunk),
+                pubs=pubs,
+                circuit_refs={k: self._circuit_ref(k, v) for k, v in data.items()}
+                if cached
+                else {},
+                circuit_data={} if cached else data,
                 seed=chunk_seed(spec.seed, chunk.index, len(chunks)),
                 run_options=spec.run_options,
                 job_id=spec.job_id,
@@ -196,6 +209,22 @@ class AerBackend:
         workers = tuple(self._worker_names[slot] for slot in placed)
         return BackendRun(result=result, chunk_refs=refs, workers=workers)
 
+    def _circuit_ref(self, key: str, data: bytes) -> list[Any]:
+        """The object-store copy of a circuit, put once per backend copy (LRU-bounded).
+
+        Wrapped in a list so that Ray passes the ref instead of resolving it: a
+        worker fetches it only when its cache lacks the key.
+        """
+        ref = self._circuit_refs.get(key)
+        if ref is None:
+            ref = ray.put(data)
+            self._circuit_refs[key] = ref
+            if len(self._circuit_refs) > _CIRCUIT_REFS:
+                self._circuit_refs.popitem(last=False)
+        else:
+            self._circuit_refs.move_to_end(key)
+        return [ref]
+
     def stop(self, run: BackendRun) -> None:
         """Stop a job: cancel its queued chunks and restart the workers running the rest.
 
@@ -206,8 +235,11 @@ class AerBackend:
         pending_set = set(pending)
         for ref in pending:
             ray.cancel(ref)
-        names = {name for ref, name in zip(run.chunk_refs, run.workers, strict=True)
-                 if ref in pending_set}
+        names = {
+            name
+            for ref, name in zip(run.chunk_refs, run.workers, strict=True)
+            if ref in pending_set
+        }
         for name in names:
             ray.kill(self._workers[self._worker_names.index(name)], no_restart=False)
 
@@ -235,13 +267,16 @@ class AerBackend:
 
 def _warn_if_unplaceable(num_workers: int, num_cpus: float, num_gpus: float) -> None:
     """Log when the pool does not fit the free resources: its jobs would wait for them."""
-    free = ray.available_resources()
+    free = ray.available_resources()  # type: ignore[no-untyped-call]
     need_cpu, need_gpu = num_workers * num_cpus, num_workers * num_gpus
     if need_cpu > free.get("CPU", 0) or need_gpu > free.get("GPU", 0):
         logger.warning(
             "AerBackend needs %s CPUs and %s GPUs but Ray has %s CPUs and %s GPUs free; "
             "workers start (and jobs run) only when other pools close or nodes join.",
-            need_cpu, need_gpu, free.get("CPU", 0), free.get("GPU", 0),
+            need_cpu,
+            need_gpu,
+            free.get("CPU", 0),
+            free.get("GPU", 0),
         )
 
 

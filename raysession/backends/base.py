@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import ray
 from qiskit.primitives import PrimitiveResult, PubResult
 
-from ._partition import Kind, Pub
+from ._partition import Kind, PubSpec
 
 
 @dataclass(frozen=True)
@@ -16,12 +16,16 @@ class JobSpec:
     """Everything a backend needs to run one job; built and validated by a primitive."""
 
     kind: Kind
-    pubs: tuple[Pub, ...]
+    pubs: tuple[PubSpec, ...]
+    circuits: dict[str, bytes]
+    """Pickled circuits by content key: every key the PUBs name."""
     seed: int
     """The job's seed; chunks derive theirs from it."""
     chunk_size: int
     run_options: dict[str, Any] = field(default_factory=dict)
     max_execution_time: float | None = None
+    circuit_cache: bool = True
+    """Send each circuit to a worker once and refer to it by key afterwards."""
     job_id: str = ""
     session_id: str | None = None
 

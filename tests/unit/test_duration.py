@@ -5,14 +5,23 @@ from raysession._duration import check_bounds, parse_duration
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(3600, 3600), ("45m", 2700), ("1d", 86400), ("2h 30m 40s", 9040), ("2h30m", 9000),
-     ("90", 90), ("1h 1h", 7200)],
+    [
+        (3600, 3600),
+        ("45m", 2700),
+        ("1d", 86400),
+        ("2h 30m 40s", 9040),
+        ("2h30m", 9000),
+        ("90", 90),
+        ("1h 1h", 7200),
+    ],
 )
 def test_parse_duration_accepts_seconds_and_unit_terms(value, seconds):
     assert parse_duration(value) == seconds
 
 
-@pytest.mark.parametrize("value", ["1.5h", "abc", "", "2x", "h", "-5", "10 minutes", 1.5, None, True])
+@pytest.mark.parametrize(
+    "value", ["1.5h", "abc", "", "2x", "h", "-5", "10 minutes", 1.5, None, True]
+)
 def test_parse_duration_rejects_junk_and_says_what_is_accepted(value):
     with pytest.raises(ValueError, match="is not a duration; use an int number of seconds"):
         parse_duration(value)

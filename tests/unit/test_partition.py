@@ -7,7 +7,35 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit_aer.primitives import EstimatorV2 as AerEstimator
 from qiskit_aer.primitives import SamplerV2 as AerSampler
 
-from raysession.backends._partition import chunk_pubs, chunk_seed, join, num_bindings, plan
+from raysession.backends._partition import (
+    PubSpec,
+    chunk_pubs,
+    chunk_seed,
+    join,
+    num_bindings,
+    plan,
+)
+
+
+def _spec(pub):
+    """A PubSpec for a coerced PUB; its circuit is kept in a table by key."""
+    key = str(id(pub.circuit))
+    _CIRCUITS[key] = pub.circuit
+    if isinstance(pub, EstimatorPub):
+        return PubSpec(
+            key, pub.parameter_values, observables=pub.observables, precision=pub.precision
+        )
+    return PubSpec(key, pub.parameter_values, shots=pub.shots)
+
+
+def _real(spec):
+    circuit = _CIRCUITS[spec.circuit_key]
+    if spec.is_estimator:
+        return EstimatorPub(circuit, spec.observables, spec.parameter_values, spec.precision)
+    return SamplerPub(circuit, spec.parameter_values, spec.shots)
+
+
+_CIRCUITS = {}
 
 
 def _circuit(measure=False):
@@ -21,7 +49,8 @@ def _circuit(measure=False):
     return qc
 
 
-def _run_chunks(kind, pubs, chunk_size, seed=11):
+def _run_chunks(kind, real_pubs, chunk_size, seed=11):
+    pubs = [_spec(p) for p in real_pubs]
     chunks = plan(pubs, chunk_size)
     results = []
     for chunk in chunks:
@@ -30,24 +59,28 @@ def _run_chunks(kind, pubs, chunk_size, seed=11):
             prim = AerEstimator(options={"run_options": {"seed_simulator": s}})
         else:
             prim = AerSampler(seed=s)
-        out = list(prim.run(chunk_pubs(pubs, chunk)).result())
+        out = list(prim.run([_real(p) for p in chunk_pubs(pubs, chunk)]).result())
         for r in out:
-            r.metadata["raysession"] = {"worker": "w", "chunk": chunk.index, "chunk_seed": s,
-                                        "execution_s": 0.0}
+            r.metadata["raysession"] = {
+                "worker": "w",
+                "chunk": chunk.index,
+                "chunk_seed": s,
+                "execution_s": 0.0,
+            }
         results.append(out)
     return chunks, join(pubs, chunks, results, {"job_id": "j"})
 
 
 def test_small_pubs_are_packed_into_one_chunk():
     qc = _circuit()
-    pubs = [EstimatorPub.coerce((qc, "ZZ", np.ones((3, 2))), 0.0) for _ in range(4)]
+    pubs = [_spec(EstimatorPub.coerce((qc, "ZZ", np.ones((3, 2))), 0.0)) for _ in range(4)]
     chunks = plan(pubs, 256)
     assert len(chunks) == 1 and [p.pub_index for p in chunks[0].pieces] == [0, 1, 2, 3]
 
 
 def test_large_sweep_is_split_evenly_along_the_leading_axis():
     qc = _circuit()
-    pub = EstimatorPub.coerce((qc, "ZZ", np.zeros((2000, 2))), 0.0)
+    pub = _spec(EstimatorPub.coerce((qc, "ZZ", np.zeros((2000, 2))), 0.0))
     chunks = plan([pub], 256)
     assert len(chunks) == 8
     assert [(p.start, p.stop) for c in chunks for p in c.pieces][:2] == [(0, 250), (250, 500)]
@@ -56,8 +89,9 @@ def test_large_sweep_is_split_evenly_along_the_leading_axis():
 
 def test_plan_does_not_split_where_only_observables_vary():
     qc = _circuit()
-    pub = EstimatorPub.coerce((qc, [["ZZ"], ["XX"], ["YY"]], np.zeros((1, 300, 2))), 0.0)
-    assert pub.shape == (3, 300)
+    real = EstimatorPub.coerce((qc, [["ZZ"], ["XX"], ["YY"]], np.zeros((1, 300, 2))), 0.0)
+    assert real.shape == (3, 300)
+    pub = _spec(real)
     assert len(plan([pub], 100)) == 1
 
 
