@@ -12,7 +12,9 @@ __all__ = ["EstimatorOptions", "SamplerOptions", "SessionLimits"]
 
 _AER_RUN_OPTIONS = frozenset(AerSimulator().options.keys()) | {"parameter_binds"}
 # Options the primitives set themselves; letting users set them would break the results.
-_RESERVED_RUN_OPTIONS = frozenset({"shots", "parameter_binds", "memory", "seed_simulator"})
+_RESERVED_RUN_OPTIONS = frozenset(
+    {"shots", "parameter_binds", "memory", "seed_simulator", "executor"}
+)
 
 
 def check_aer_options(options: dict[str, Any], *, what: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import math
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,29 @@ from ._partition import PubSpec
 _INSTRUMENTED_ENTRIES = 64
 
 
+class _InlineExecutor(Executor):
+    """Runs Aer's job function in the calling thread.
+
+    Aer hands every ``run()`` to an executor thread and blocks on it; in a Ray
+    worker that thread hop costs more than a small simulation. Aer's public
+    ``executor`` run option takes any ``concurrent.futures.Executor``.
+    """
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
 class AerExecutor:
     """One AerSimulator and the estimator circuits instrumented for it."""
 
     def __init__(self, aer_options: dict[str, Any]) -> None:
         self._simulator = AerSimulator(**aer_options)
+        self._inline = _InlineExecutor()
         self._instrumented: collections.OrderedDict[tuple[str, tuple[str, ...]], QuantumCircuit] = (
             collections.OrderedDict()
         )
@@ -76,7 +95,11 @@ class AerExecutor:
         param_array = values.as_array(circuit.parameters)
         binds = {p: param_array[..., i].ravel() for i, p in enumerate(circuit.parameters)}
         result = self._simulator.run(
-            instrumented, parameter_binds=[binds], **run_options, seed_simulator=seed
+            instrumented,
+            parameter_binds=[binds],
+            **run_options,
+            seed_simulator=seed,
+            executor=self._inline,
         ).result()
         num_sets = max(1, math.prod(param_shape))
         # expvals[i, j]: Pauli j on parameter set i (flat index, as Aer numbers experiments).
@@ -148,6 +171,7 @@ class AerExecutor:
             parameter_binds=binds,
             memory=True,
             **run_options,
+            executor=self._inline,
         ).result()
         memory = _memory(result)
         out = []

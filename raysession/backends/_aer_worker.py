@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import ray
 from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
 
@@ -29,11 +28,11 @@ class ChunkRequest:
     run_options: dict[str, Any]
     job_id: str
     chunk_index: int
-    circuit_refs: dict[str, Any] = field(default_factory=dict)
-    """Circuit key -> ObjectRef of its pickled bytes (in a list, so Ray does not resolve
-    it): fetched only by a worker whose cache lacks the key."""
-    circuit_data: dict[str, bytes] = field(default_factory=dict)
-    """Circuit key -> pickled bytes sent inline, bypassing the cache."""
+    circuits: dict[str, bytes] = field(default_factory=dict)
+    """Circuit key -> pickled circuit, for every key the PUBs name. The bytes pass
+    through unopened; a worker that has a key cached never unpickles them."""
+    use_cache: bool = True
+    """False: unpickle the circuits of this request, bypassing the cache."""
     deadline: float | None = None
     """UNIX time after which the chunk is not started (the job ran out of time)."""
     job_metadata: dict[str, Any] | None = None
@@ -44,9 +43,9 @@ class AerWorker:
     """Runs chunks on one Aer simulator, with the circuits it has seen cached.
 
     Owns: one :class:`AerExecutor` (an AerSimulator built with the backend's Aer
-    options) and an LRU cache of circuits by content key, bounded by their
-    pickled size; a restarted worker starts with an empty cache and fetches
-    circuits again from the object store. Concurrency: a synchronous actor,
+    options) and an LRU cache of unpickled circuits by content key, bounded by
+    their pickled size; a restarted worker starts with an empty cache and fills
+    it from the bytes every request carries. Concurrency: a synchronous actor,
     one chunk at a time; Aer uses as many OpenMP threads as the actor reserves
     CPUs (Ray sets ``OMP_NUM_THREADS``). Ordering: chunks run in the order each
     caller submits them. Called by: :class:`~raysession.backends.AerBackend` only.
@@ -65,28 +64,27 @@ class AerWorker:
         )
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
-        self._fetches = 0
+        self._misses = 0
 
     def worker_id(self) -> str:
         """This worker's id (its Ray actor name)."""
         return self._id
 
     def cache_info(self) -> dict[str, int]:
-        """Circuits cached, their pickled bytes, and how many were fetched since start."""
-        return {"circuits": len(self._cache), "bytes": self._cache_bytes, "fetches": self._fetches}
+        """Circuits cached, their pickled bytes, and how many were unpickled since start."""
+        return {"circuits": len(self._cache), "bytes": self._cache_bytes, "misses": self._misses}
 
     def _circuit(self, key: str, request: ChunkRequest) -> QuantumCircuit:
-        inline = request.circuit_data.get(key)
-        if inline is not None:
-            circuit: QuantumCircuit = pickle.loads(inline)
-            return circuit
+        data = request.circuits[key]
+        if not request.use_cache:
+            uncached: QuantumCircuit = pickle.loads(data)
+            return uncached
         found = self._cache.get(key)
         if found is not None:
             self._cache.move_to_end(key)
             return found[0]
-        data: bytes = ray.get(request.circuit_refs[key][0])
-        self._fetches += 1
-        circuit = pickle.loads(data)
+        self._misses += 1
+        circuit: QuantumCircuit = pickle.loads(data)
         self._cache[key] = (circuit, len(data))
         self._cache_bytes += len(data)
         while self._cache_bytes > self._cache_limit and len(self._cache) > 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import uuid
@@ -31,9 +30,6 @@ def _join_chunks(
 ) -> PrimitiveResult[PubResult]:
     return join(pubs, chunks, list(chunk_results), job_metadata)
 
-
-# Circuits whose object-store copies a backend copy keeps (per session actor).
-_CIRCUIT_REFS = 256
 
 # num_cpus=0: the workers hold the CPUs; reassembly is light and must never wait for one.
 _join_task = ray.remote(num_cpus=0, max_retries=3)(_join_chunks)
@@ -119,7 +115,6 @@ class AerBackend:
             for name in self._worker_names
         ]
         self._counter = itertools.count()
-        self._circuit_refs: collections.OrderedDict[str, Any] = collections.OrderedDict()
         logger.info("AerBackend %s started %d workers", self._id, num_workers)
 
     @classmethod
@@ -133,7 +128,6 @@ class AerBackend:
             actor_name("aer", f"{backend_id[:12]}-{slot}") for slot in range(len(workers))
         ]
         self._counter = itertools.count()
-        self._circuit_refs = collections.OrderedDict()
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -184,15 +178,11 @@ class AerBackend:
         for chunk in chunks:
             slot = next(self._counter) % len(self._workers)
             pubs = chunk_pubs(spec.pubs, chunk)
-            data = {pub.circuit_key: spec.circuits[pub.circuit_key] for pub in pubs}
-            cached = spec.circuit_cache
             request = ChunkRequest(
                 kind=spec.kind,
                 pubs=pubs,
-                circuit_refs={k: self._circuit_ref(k, v) for k, v in data.items()}
-                if cached
-                else {},
-                circuit_data={} if cached else data,
+                circuits={pub.circuit_key: spec.circuits[pub.circuit_key] for pub in pubs},
+                use_cache=spec.circuit_cache,
                 seed=chunk_seed(spec.seed, chunk.index, len(chunks)),
                 run_options=spec.run_options,
                 job_id=spec.job_id,
@@ -208,22 +198,6 @@ class AerBackend:
             result = _join_task.remote(spec.pubs, chunks, job_metadata, *refs)
         workers = tuple(self._worker_names[slot] for slot in placed)
         return BackendRun(result=result, chunk_refs=refs, workers=workers)
-
-    def _circuit_ref(self, key: str, data: bytes) -> list[Any]:
-        """The object-store copy of a circuit, put once per backend copy (LRU-bounded).
-
-        Wrapped in a list so that Ray passes the ref instead of resolving it: a
-        worker fetches it only when its cache lacks the key.
-        """
-        ref = self._circuit_refs.get(key)
-        if ref is None:
-            ref = ray.put(data)
-            self._circuit_refs[key] = ref
-            if len(self._circuit_refs) > _CIRCUIT_REFS:
-                self._circuit_refs.popitem(last=False)
-        else:
-            self._circuit_refs.move_to_end(key)
-        return [ref]
 
     def stop(self, run: BackendRun) -> None:
         """Stop a job: cancel its queued chunks and restart the workers running the rest.
