@@ -106,3 +106,33 @@ def test_nothing_is_left_behind_after_session_and_backend_close():
     pool.close()
     wait_for(lambda: set(live_raysession_actors()) <= before)
     assert f"session-{session.session_id}" not in live_raysession_actors()
+
+
+def test_circuit_goes_to_a_worker_once_and_a_restarted_worker_refills_its_cache():
+    circuit, obs = ansatz(4), observable(4)
+    with AerBackend(num_workers=1) as pool, Session(backend=pool):
+        estimator = EstimatorV2(options={"default_precision": 0})
+        worker = ray.get_actor(pool.worker_ids()[0], namespace="raysession")
+        for seed in range(5):
+            estimator.run([(circuit, obs, values(circuit, 3, seed=seed))]).result()
+        info = ray.get(worker.cache_info.remote())
+        assert (info["circuits"], info["misses"], info["refills"]) == (1, 1, 0)
+        ray.kill(worker, no_restart=False)
+        result = estimator.run([(circuit, obs, values(circuit, 3, seed=9))]).result(timeout=120)
+        expected = AerEstimatorV2().run([(circuit, obs, values(circuit, 3, seed=9))]).result()
+        np.testing.assert_allclose(result[0].data.evs, expected[0].data.evs, atol=1e-12)
+        info = ray.get(worker.cache_info.remote())
+        assert (info["misses"], info["refills"]) == (1, 1)
+
+
+def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
+    circuit, obs = ansatz(3), observable(3)
+    vals = values(circuit, 4)
+    with AerBackend(num_workers=1) as pool, Session(backend=pool):
+        worker = ray.get_actor(pool.worker_ids()[0], namespace="raysession")
+        off = EstimatorV2(options={"default_precision": 0, "circuit_cache": False})
+        on = EstimatorV2(options={"default_precision": 0})
+        a = off.run([(circuit, obs, vals)]).result()[0].data.evs
+        b = on.run([(circuit, obs, vals)]).result()[0].data.evs
+        np.testing.assert_array_equal(a, b)
+        assert ray.get(worker.cache_info.remote())["circuits"] == 1

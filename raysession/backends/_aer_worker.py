@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import ray
 from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
 
@@ -29,8 +30,8 @@ class ChunkRequest:
     job_id: str
     chunk_index: int
     circuits: dict[str, bytes] = field(default_factory=dict)
-    """Circuit key -> pickled circuit, for every key the PUBs name. The bytes pass
-    through unopened; a worker that has a key cached never unpickles them."""
+    """Circuit key -> pickled circuit, for the keys this worker was not sent before
+    (every key when ``use_cache`` is false); other keys are looked up by key."""
     use_cache: bool = True
     """False: unpickle the circuits of this request, bypassing the cache."""
     deadline: float | None = None
@@ -44,8 +45,9 @@ class AerWorker:
 
     Owns: one :class:`AerExecutor` (an AerSimulator built with the backend's Aer
     options) and an LRU cache of unpickled circuits by content key, bounded by
-    their pickled size; a restarted worker starts with an empty cache and fills
-    it from the bytes every request carries. Concurrency: a synchronous actor,
+    their pickled size. A circuit arrives with the first chunk that needs it and
+    is named by key afterwards; a restarted worker (empty cache) fetches it back
+    from the pool's :class:`CircuitStore`. Concurrency: a synchronous actor,
     one chunk at a time; Aer uses as many OpenMP threads as the actor reserves
     CPUs (Ray sets ``OMP_NUM_THREADS``). Ordering: chunks run in the order each
     caller submits them. Called by: :class:`~raysession.backends.AerBackend` only.
@@ -55,34 +57,54 @@ class AerWorker:
     """
 
     def __init__(
-        self, aer_options: dict[str, Any], worker_id: str, cache_bytes: int = DEFAULT_CACHE_BYTES
+        self,
+        aer_options: dict[str, Any],
+        worker_id: str,
+        store: Any = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self._executor = AerExecutor(aer_options)
         self._id = worker_id
+        self._store = store
         self._cache: collections.OrderedDict[str, tuple[QuantumCircuit, int]] = (
             collections.OrderedDict()
         )
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
         self._misses = 0
+        self._refills = 0
 
     def worker_id(self) -> str:
         """This worker's id (its Ray actor name)."""
         return self._id
 
     def cache_info(self) -> dict[str, int]:
-        """Circuits cached, their pickled bytes, and how many were unpickled since start."""
-        return {"circuits": len(self._cache), "bytes": self._cache_bytes, "misses": self._misses}
+        """Circuits cached, their pickled bytes, how many were unpickled since start
+        (misses) and how many of those were fetched back from the store (refills)."""
+        return {
+            "circuits": len(self._cache),
+            "bytes": self._cache_bytes,
+            "misses": self._misses,
+            "refills": self._refills,
+        }
 
     def _circuit(self, key: str, request: ChunkRequest) -> QuantumCircuit:
-        data = request.circuits[key]
-        if not request.use_cache:
+        data = request.circuits.get(key)
+        if not request.use_cache and data is not None:
             uncached: QuantumCircuit = pickle.loads(data)
             return uncached
         found = self._cache.get(key)
         if found is not None:
             self._cache.move_to_end(key)
             return found[0]
+        if data is None:
+            # Sent before, but this worker restarted or evicted it: refill from the store.
+            data = ray.get(self._store.get.remote(key)) if self._store is not None else None
+            if data is None:
+                raise RuntimeError(
+                    f"circuit {key} of job {request.job_id} is no longer stored; resubmit the job"
+                )
+            self._refills += 1
         self._misses += 1
         circuit: QuantumCircuit = pickle.loads(data)
         self._cache[key] = (circuit, len(data))

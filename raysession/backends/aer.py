@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import uuid
@@ -11,9 +12,11 @@ import ray
 from qiskit.primitives import PrimitiveResult, PubResult
 from qiskit_aer import AerSimulator
 from qiskit_aer.aererror import AerError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .._connect import NAMESPACE, actor_name, ensure_ray
 from ._aer_worker import AerWorker, ChunkRequest
+from ._circuit_store import CircuitStore
 from ._partition import Chunk, PubSpec, chunk_pubs, chunk_seed, join, plan
 from .base import BackendRun, JobSpec
 
@@ -30,6 +33,9 @@ def _join_chunks(
 ) -> PrimitiveResult[PubResult]:
     return join(pubs, chunks, list(chunk_results), job_metadata)
 
+
+# Circuit keys a backend copy remembers as sent to each worker (and as stored).
+_TRACKED_KEYS = 4096
 
 # num_cpus=0: the workers hold the CPUs; reassembly is light and must never wait for one.
 _join_task = ray.remote(num_cpus=0, max_retries=3)(_join_chunks)
@@ -103,6 +109,17 @@ class AerBackend:
         self._id = uuid.uuid4().hex
         self._name = name
         self._aer_options = dict(aer_options)
+        self._store: Any = (
+            ray.remote(CircuitStore)
+            .options(
+                name=actor_name("aer-store", self._id[:12]),
+                namespace=NAMESPACE,
+                num_cpus=0,
+                max_restarts=-1,
+                scheduling_strategy=_store_placement(),
+            )
+            .remote()
+        )
         actor_cls: Any = ray.remote(AerWorker)
         options = worker_options(num_cpus_per_worker, num_gpus_per_worker)
         self._worker_names = [
@@ -110,28 +127,42 @@ class AerBackend:
         ]
         self._workers: list[Any] = [
             actor_cls.options(name=name, namespace=NAMESPACE, **options).remote(
-                self._aer_options, name
+                self._aer_options, name, self._store
             )
             for name in self._worker_names
         ]
-        self._counter = itertools.count()
+        self._init_tracking()
         logger.info("AerBackend %s started %d workers", self._id, num_workers)
+
+    def _init_tracking(self) -> None:
+        """Per copy: round-robin counter, and which circuits were sent where and stored."""
+        self._counter = itertools.count()
+        self._sent: list[collections.OrderedDict[str, None]] = [
+            collections.OrderedDict() for _ in self._workers
+        ]
+        self._stored: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     @classmethod
     def _restore(
-        cls, backend_id: str, name: str, aer_options: dict[str, Any], workers: list[Any]
+        cls,
+        backend_id: str,
+        name: str,
+        aer_options: dict[str, Any],
+        workers: list[Any],
+        store: Any,
     ) -> AerBackend:
         self = cls.__new__(cls)
         self._id, self._name, self._aer_options = backend_id, name, aer_options
-        self._workers = workers
+        self._workers, self._store = workers, store
         self._worker_names = [
             actor_name("aer", f"{backend_id[:12]}-{slot}") for slot in range(len(workers))
         ]
-        self._counter = itertools.count()
+        self._init_tracking()
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (AerBackend._restore, (self._id, self._name, self._aer_options, self._workers))
+        state = (self._id, self._name, self._aer_options, self._workers, self._store)
+        return (AerBackend._restore, state)
 
     @property
     def name(self) -> str:
@@ -178,10 +209,13 @@ class AerBackend:
         for chunk in chunks:
             slot = next(self._counter) % len(self._workers)
             pubs = chunk_pubs(spec.pubs, chunk)
+            keys = list(dict.fromkeys(pub.circuit_key for pub in pubs))
             request = ChunkRequest(
                 kind=spec.kind,
                 pubs=pubs,
-                circuits={pub.circuit_key: spec.circuits[pub.circuit_key] for pub in pubs},
+                circuits=self._ship(slot, keys, spec)
+                if spec.circuit_cache
+                else {key: spec.circuits[key] for key in keys},
                 use_cache=spec.circuit_cache,
                 seed=chunk_seed(spec.seed, chunk.index, len(chunks)),
                 run_options=spec.run_options,
@@ -198,6 +232,29 @@ class AerBackend:
             result = _join_task.remote(spec.pubs, chunks, job_metadata, *refs)
         workers = tuple(self._worker_names[slot] for slot in placed)
         return BackendRun(result=result, chunk_refs=refs, workers=workers)
+
+    def _ship(self, slot: int, keys: list[str], spec: JobSpec) -> dict[str, bytes]:
+        """The circuits to send with a chunk for worker ``slot``: those it was not sent yet.
+
+        A circuit goes to a worker once; later chunks name it by key. Every circuit
+        sent is also put in the pool's store, where a worker that restarted or
+        evicted it fetches it again.
+        """
+        sent = self._sent[slot]
+        ship = {}
+        for key in keys:
+            if key in sent:
+                sent.move_to_end(key)
+                continue
+            ship[key] = spec.circuits[key]
+            sent[key] = None
+            if key not in self._stored:
+                self._store.put.remote(key, spec.circuits[key])
+                self._stored[key] = None
+        for table in (sent, self._stored):
+            while len(table) > _TRACKED_KEYS:
+                table.popitem(last=False)
+        return ship
 
     def stop(self, run: BackendRun) -> None:
         """Stop a job: cancel its queued chunks and restart the workers running the rest.
@@ -228,6 +285,7 @@ class AerBackend:
         ray.wait(starting, num_returns=len(starting), timeout=timeout)
         for worker in self._workers:
             ray.kill(worker, no_restart=True)
+        ray.kill(self._store, no_restart=True)
 
     def __enter__(self) -> AerBackend:
         return self
@@ -237,6 +295,12 @@ class AerBackend:
 
     def __repr__(self) -> str:
         return f"<AerBackend {self._name!r} workers={len(self._workers)} id={self._id[:8]}>"
+
+
+def _store_placement() -> Any:
+    """Keep the circuit store on this node when it is a Ray node (it usually is)."""
+    node_id = ray.get_runtime_context().get_node_id()
+    return NodeAffinitySchedulingStrategy(node_id, soft=True)
 
 
 def _warn_if_unplaceable(num_workers: int, num_cpus: float, num_gpus: float) -> None:
