@@ -12,6 +12,7 @@ from typing import Any, Literal
 import ray
 from qiskit.primitives import PrimitiveResult, PubResult
 from ray.exceptions import RayActorError, RayError, RayTaskError, TaskCancelledError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ._connect import NAMESPACE, actor_name
 from ._lifecycle import SessionState, transition
@@ -89,8 +90,12 @@ class _Job:
 
 
 def session_actor_options(session_id: str) -> dict[str, Any]:
-    """Ray options of a session actor: named, detached, CPU-free, never retried."""
+    """Ray options of a session actor: named, detached, CPU-free, never retried, and
+    kept (softly) on the creating node, so a session does not die with a worker node."""
     return {
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=True
+        ),
         "name": actor_name("session", session_id),
         "namespace": NAMESPACE,
         "lifetime": "detached",
@@ -348,6 +353,9 @@ class SessionActor:
                     self._fail(job, ExecutionTimeoutError(cause.message))
                 elif isinstance(cause, TaskCancelledError):
                     self._finish(job, JobStatus.CANCELLED)
+                elif isinstance(cause, RayError):
+                    # A chunk's worker died under the reassembly task: broken, not your code.
+                    self._fail(job, _lost_workers(job.job_id, cause), cause)
                 else:
                     self._fail(job, JobFailedError(f"Job {job.job_id} failed: {cause}"), cause)
         except TaskCancelledError:
@@ -355,14 +363,7 @@ class SessionActor:
                 self._finish(job, JobStatus.CANCELLED)
         except (RayActorError, RayError) as exc:
             if not job.status.is_final:
-                self._fail(
-                    job,
-                    BackendUnavailableError(
-                        f"Job {job.job_id} lost its workers ({type(exc).__name__}); "
-                        "the backend's worker pool is closed or its node died."
-                    ),
-                    exc,
-                )
+                self._fail(job, _lost_workers(job.job_id, exc), exc)
         else:
             if not job.status.is_final:
                 job.value = value
@@ -497,6 +498,13 @@ class SessionActor:
             usage_time=usage,
             num_jobs=self._sequence,
         )
+
+
+def _lost_workers(job_id: str, exc: BaseException) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"Job {job_id} lost its workers ({type(exc).__name__}); "
+        "the backend's worker pool is closed or its node died."
+    )
 
 
 async def _await_ref(ref: ray.ObjectRef[Any]) -> Any:

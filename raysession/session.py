@@ -17,7 +17,12 @@ from ._lifecycle import SessionState
 from ._records import JobInfo, SessionDetails
 from ._session_actor import Mode, SessionActor, SessionConfig, session_actor_options
 from .backends.base import Backend, JobSpec
-from .errors import RaySessionError, SessionClosedError, SessionNotFoundError
+from .errors import (
+    BackendUnavailableError,
+    RaySessionError,
+    SessionClosedError,
+    SessionNotFoundError,
+)
 from .job import RuntimeJobV2
 from .options import SessionLimits
 
@@ -269,8 +274,18 @@ class Session:
                 raise exc.cause from None
             raise
         except RayActorError as exc:
-            raise SessionClosedError(
-                f"Session {self._session_id} is closed; create a new Session to submit more jobs.",
+            # A finished session kills its own actor; any other death is a failure.
+            if self._details_seen.state.is_final or "killed by `ray.kill`" in str(exc):
+                raise SessionClosedError(
+                    f"Session {self._session_id} is closed; create a new Session to submit "
+                    "more jobs.",
+                    session_id=self._session_id,
+                    job_id=spec.job_id,
+                ) from exc
+            # The actor died while the session was open: broken, not closed by you.
+            raise BackendUnavailableError(
+                f"Session {self._session_id}'s actor died (its node may have failed); "
+                "create a new Session.",
                 session_id=self._session_id,
                 job_id=spec.job_id,
             ) from exc

@@ -46,9 +46,11 @@ def worker_options(num_cpus: float, num_gpus: float) -> dict[str, Any]:
     return {
         "num_cpus": num_cpus,
         "num_gpus": num_gpus,
-        # A dead worker is restarted and its in-flight chunks re-run: chunks are pure.
+        # A dead worker is restarted and its chunks re-run until they finish: chunks are
+        # pure, a job's max_execution_time bounds the wait, and a closed pool's workers are
+        # dead for good, which fails their chunks at once (BackendUnavailableError).
         "max_restarts": -1,
-        "max_task_retries": 2,
+        "max_task_retries": -1,
         "scheduling_strategy": "SPREAD",
     }
 
