@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from ._catalog import PoolBacked
 from .backends._partition import Kind, PubSpec
 from .backends.base import Backend, JobSpec
 from .errors import SessionClosedError, SessionExpiredError
@@ -43,9 +44,13 @@ def resolve_mode(mode: object, primitive: str) -> Session | Backend:
         return session
     if isinstance(mode, Session | Backend):
         return mode
+    if isinstance(mode, PoolBacked):
+        # A service's or provider's backend object: job mode on its worker pool.
+        return mode.aer_backend
     raise ValueError(
         f"{primitive}(mode={mode!r}) is not accepted: mode must be a raysession Session, "
-        "Batch or backend (AerBackend), or None inside a `with Session(...)` block."
+        "Batch or backend (AerBackend, or a QiskitRuntimeService/RayProvider backend), "
+        "or None inside a `with Session(...)` block."
     )
 
 

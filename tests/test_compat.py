@@ -36,6 +36,7 @@ from qiskit_aer import AerSimulator
 from raysession import (
     AerBackend,
     Estimator,
+    EstimatorV2,
     JobCancelledError,
     JobStatus,
     Options,
@@ -599,3 +600,13 @@ def test_runtime_example_prints_the_exact_value_within_its_precision(example_run
     assert abs(value - exact(guide_circuit(), SparsePauliOp("IY"))) <= 5 * precision
     assert printed(stdout, "max_time") == "1500 s"
     assert stderr.count("resilience_level=2 asks for zero-noise extrapolation") == 1
+
+
+def test_v2_primitive_takes_a_service_backend_as_mode(service):
+    backend = service.backend("ibmq_qasm_simulator")
+    estimator = EstimatorV2(mode=backend, options={"default_precision": 0})
+    assert estimator.mode is backend.aer_backend
+    bell = QuantumCircuit(2)
+    bell.h(0)
+    bell.cx(0, 1)
+    assert float(estimator.run([(bell, "ZZ")]).result()[0].data.evs) == pytest.approx(1.0)

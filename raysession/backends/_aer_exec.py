@@ -103,9 +103,10 @@ class AerExecutor:
         ).result()
         num_sets = max(1, math.prod(param_shape))
         # expvals[i, j]: Pauli j on parameter set i (flat index, as Aer numbers experiments).
-        expvals = np.array(
-            [[result.data(i)[p] for p in paulis] for i in range(num_sets)], dtype=float
-        ).reshape(num_sets, len(paulis))
+        expvals = np.empty((num_sets, len(paulis)), dtype=float)
+        for i in range(num_sets):
+            saved = result.data(i)  # builds a dict of every saved value: once per set
+            expvals[i] = [saved[p] for p in paulis]
         column = {p: j for j, p in enumerate(paulis)}
         obs_flat = list(observables.ravel())
         coeffs = np.zeros((len(obs_flat), len(paulis)), dtype=complex)

@@ -6,15 +6,16 @@ import collections
 import pickle
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import ray
 from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
 
+from .._connect import NAMESPACE
 from ..errors import ExecutionTimeoutError
 from ._aer_exec import AerExecutor
-from ._partition import Kind, PubSpec, join, whole_job
+from ._partition import Chunk, Kind, PubSpec, join, whole_job
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 
@@ -60,12 +61,14 @@ class AerWorker:
         self,
         aer_options: dict[str, Any],
         worker_id: str,
-        store: Any = None,
+        store_name: str | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self._executor = AerExecutor(aer_options)
         self._id = worker_id
-        self._store = store
+        # Looked up by name on the first refill: a handle among the constructor arguments
+        # would be kept in the object store for restarts.
+        self._store_name = store_name
         self._cache: collections.OrderedDict[str, tuple[QuantumCircuit, int]] = (
             collections.OrderedDict()
         )
@@ -99,7 +102,11 @@ class AerWorker:
             return found[0]
         if data is None:
             # Sent before, but this worker restarted or evicted it: refill from the store.
-            data = ray.get(self._store.get.remote(key)) if self._store is not None else None
+            data = None
+            if self._store_name is not None:
+                store = ray.get_actor(self._store_name, namespace=NAMESPACE)
+                fetched = cast("bytes | None", ray.get(store.get.remote(key)))
+                data = fetched
             if data is None:
                 raise RuntimeError(
                     f"circuit {key} of job {request.job_id} is no longer stored; resubmit the job"
@@ -113,6 +120,21 @@ class AerWorker:
             _, (_, size) = self._cache.popitem(last=False)
             self._cache_bytes -= size
         return circuit
+
+    @ray.method(concurrency_group="join")  # type: ignore[misc]
+    def join(
+        self,
+        pubs: tuple[PubSpec, ...],
+        chunks: list[Chunk],
+        job_metadata: dict[str, Any],
+        *chunk_results: list[PubResult],
+    ) -> PrimitiveResult[PubResult]:
+        """Reassemble a split job's chunk results (see :func:`._partition.join`).
+
+        Runs in its own concurrency group, beside a running chunk, so it never
+        waits behind the chunks queued on this worker.
+        """
+        return join(pubs, chunks, list(chunk_results), job_metadata)
 
     def run_chunk(self, request: ChunkRequest) -> list[PubResult] | PrimitiveResult[PubResult]:
         """Run one chunk.

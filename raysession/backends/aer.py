@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 
 import ray
-from qiskit.primitives import PrimitiveResult, PubResult
 from qiskit_aer import AerSimulator
 from qiskit_aer.aererror import AerError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -17,7 +16,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from .._connect import NAMESPACE, actor_name, ensure_ray
 from ._aer_worker import AerWorker, ChunkRequest
 from ._circuit_store import CircuitStore
-from ._partition import Chunk, PubSpec, chunk_pubs, chunk_seed, join, plan
+from ._partition import chunk_pubs, chunk_seed, plan
 from .base import BackendRun, JobSpec
 
 logger = logging.getLogger(__name__)
@@ -25,20 +24,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["AerBackend"]
 
 
-def _join_chunks(
-    pubs: tuple[PubSpec, ...],
-    chunks: list[Chunk],
-    job_metadata: dict[str, Any],
-    *chunk_results: list[PubResult],
-) -> PrimitiveResult[PubResult]:
-    return join(pubs, chunks, list(chunk_results), job_metadata)
-
-
 # Circuit keys a backend copy remembers as sent to each worker (and as stored).
 _TRACKED_KEYS = 4096
-
-# num_cpus=0: the workers hold the CPUs; reassembly is light and must never wait for one.
-_join_task = ray.remote(num_cpus=0, max_retries=3)(_join_chunks)
 
 
 def worker_options(num_cpus: float, num_gpus: float) -> dict[str, Any]:
@@ -122,14 +109,17 @@ class AerBackend:
             )
             .remote()
         )
-        actor_cls: Any = ray.remote(AerWorker)
+        # Reassembly runs beside the chunks, on its own thread: see AerWorker.join.
+        actor_cls: Any = ray.remote(concurrency_groups={"join": 1})(  # type: ignore[call-overload]
+            AerWorker
+        )
         options = worker_options(num_cpus_per_worker, num_gpus_per_worker)
         self._worker_names = [
             actor_name("aer", f"{self._id[:12]}-{slot}") for slot in range(num_workers)
         ]
         self._workers: list[Any] = [
             actor_cls.options(name=name, namespace=NAMESPACE, **options).remote(
-                self._aer_options, name, self._store
+                self._aer_options, name, actor_name("aer-store", self._id[:12])
             )
             for name in self._worker_names
         ]
@@ -231,7 +221,10 @@ class AerBackend:
         if len(chunks) == 1:
             result = refs[0]
         else:
-            result = _join_task.remote(spec.pubs, chunks, job_metadata, *refs)
+            # On a warm worker process (a fresh task process would import Qiskit first);
+            # Ray resolves the chunk refs before the call starts.
+            joiner = self._workers[placed[-1]]
+            result = joiner.join.remote(spec.pubs, chunks, job_metadata, *refs)
         workers = tuple(self._worker_names[slot] for slot in placed)
         return BackendRun(result=result, chunk_refs=refs, workers=workers)
 
