@@ -37,6 +37,40 @@ class Row:
     """True if other programs kept the machine busy while it was measured (see ``loads``)."""
 
     @classmethod
+    def from_rates(
+        cls, benchmark: str, ray_value: float, raw_value: float, unit: str, target: float
+    ) -> Row:
+        """A row comparing two rates (higher is better): met if raysession/raw >= ``target``."""
+        ratio = ray_value / raw_value
+        return cls(
+            benchmark,
+            f"{ray_value:,.1f} {unit}",
+            f"{raw_value:,.1f} {unit}",
+            f"{ratio:.3f}x",
+            f">= {target}x",
+            ratio >= target,
+            ray_value,
+            raw_value,
+            ratio,
+        )
+
+    @classmethod
+    def from_times(cls, benchmark: str, ray_s: float, raw_s: float, target_ms: float) -> Row:
+        """A row comparing two times per job: met if raysession - raw <= ``target_ms``."""
+        overhead_ms = (ray_s - raw_s) * 1e3
+        return cls(
+            benchmark,
+            f"{ray_s * 1e3:.2f} ms",
+            f"{raw_s * 1e3:.2f} ms",
+            f"{overhead_ms:+.2f} ms",
+            f"<= +{target_ms} ms",
+            overhead_ms <= target_ms,
+            ray_s * 1e3,
+            raw_s * 1e3,
+            overhead_ms,
+        )
+
+    @classmethod
     def unavailable(cls, benchmark: str, why: str, target: str) -> Row:
         """A row for a measurement this raysession cannot make."""
         return cls(benchmark, "n/a", "n/a", why, target, None, available=False)

@@ -66,36 +66,6 @@ def _watched(loads: dict[str, OtherLoad], side: str, measure: Callable[[], Any])
     return value
 
 
-def _ratio_row(name: str, ray_value: float, raw_value: float, unit: str, target: float) -> Row:
-    ratio = ray_value / raw_value
-    return Row(
-        name,
-        f"{ray_value:,.1f} {unit}",
-        f"{raw_value:,.1f} {unit}",
-        f"{ratio:.3f}x",
-        f">= {target}x",
-        ratio >= target,
-        ray_value,
-        raw_value,
-        ratio,
-    )
-
-
-def _overhead_row(name: str, ray_s: float, raw_s: float, target_ms: float) -> Row:
-    overhead_ms = (ray_s - raw_s) * 1e3
-    return Row(
-        name,
-        f"{ray_s * 1e3:.2f} ms",
-        f"{raw_s * 1e3:.2f} ms",
-        f"{overhead_ms:+.2f} ms",
-        f"<= +{target_ms} ms",
-        overhead_ms <= target_ms,
-        ray_s * 1e3,
-        raw_s * 1e3,
-        overhead_ms,
-    )
-
-
 def raw_sweep_configs(num_cpus: int) -> dict[str, dict[str, Any]]:
     """Aer ``backend_options`` tried for the raw sweeps; ``single_core`` gives the per-core rate."""
     return {
@@ -119,8 +89,8 @@ def _sweep_rows(
     best_rate = num_sets / times[best]
     ideal_rate = ctx.backend.num_workers * num_sets / times["single_core"]
     rows = [
-        _ratio_row(f"{label} vs best raw ({best})", ray_rate, best_rate, "sets/s", 0.95),
-        _ratio_row(
+        Row.from_rates(f"{label} vs best raw ({best})", ray_rate, best_rate, "sets/s", 0.95),
+        Row.from_rates(
             f"{label} vs {ctx.backend.num_workers} workers x 1 core",
             ray_rate,
             ideal_rate,
@@ -254,7 +224,7 @@ def many_jobs(ctx: Context) -> Outcome:
     if not diff < EVS_TOLERANCE:
         raise AssertionError(f"W3 evs differ from raw Aer by {diff:.3g}")
     ray_rate, raw_rate = num_jobs / ray["total_s"], num_jobs / raw["total_s"]
-    row = _ratio_row(f"W3 {num_jobs} jobs in a Batch", ray_rate, raw_rate, "jobs/s", 1.8)
+    row = Row.from_rates(f"W3 {num_jobs} jobs in a Batch", ray_rate, raw_rate, "jobs/s", 1.8)
     data = {
         "num_jobs": num_jobs,
         "sets_per_job": per_job,
@@ -303,10 +273,10 @@ def tiny_latency(ctx: Context) -> Outcome:
     )
     raw_stats, ray_stats = _latency_stats(raw["per_job_s"]), _latency_stats(ray["per_job_s"])
     rows = [
-        _overhead_row(
+        Row.from_times(
             "W4 tiny job latency, median", ray_stats["median_s"], raw_stats["median_s"], 1.5
         ),
-        _overhead_row("W4 tiny job latency, p99", ray_stats["p99_s"], raw_stats["p99_s"], 3.0),
+        Row.from_times("W4 tiny job latency, p99", ray_stats["p99_s"], raw_stats["p99_s"], 3.0),
     ]
     data = {
         "num_jobs": len(entries),
@@ -369,7 +339,7 @@ def optimizer_loop(ctx: Context) -> Outcome:
         data[f"raysession_{variant}"] = stats
         data[f"raysession_{variant}_per_job_s"] = ray["per_job_s"]
         label = "W5 optimizer loop, median" + (" (circuit cache off)" if options else "")
-        rows.append(_overhead_row(label, stats["median_s"], raw_stats["median_s"], 1.5))
+        rows.append(Row.from_times(label, stats["median_s"], raw_stats["median_s"], 1.5))
     if len(variants) == 1:
         rows.append(
             Row.unavailable(

@@ -293,9 +293,11 @@ class AerBackend:
 
 
 def _store_placement() -> Any:
-    """Keep the circuit store on this node when it is a Ray node (it usually is)."""
+    """Pin the circuit store to this process's node: the workers are owned by this
+    process and share its fate, and a store that spilled to another node would come
+    back empty after that node died."""
     node_id = ray.get_runtime_context().get_node_id()
-    return NodeAffinitySchedulingStrategy(node_id, soft=True)
+    return NodeAffinitySchedulingStrategy(node_id, soft=False)
 
 
 def _warn_if_unplaceable(num_workers: int, num_cpus: float, num_gpus: float) -> None:
