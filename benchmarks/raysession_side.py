@@ -24,6 +24,8 @@ from raysession import (
     Session,
 )
 
+from .workload import time_sequential_jobs
+
 __all__ = [
     "estimator_sweep",
     "has_circuit_cache",
@@ -148,19 +150,6 @@ def sequential_estimator_jobs(
         ``per_job_s`` (each ``run(...).result()``), ``total_s`` and the last job's ``evs``.
     """
 
-    def pub(entry: np.ndarray | None) -> tuple[Any, ...]:
-        return (circuit, observable) if entry is None else (circuit, observable, entry)
-
     with Session(backend) as session:
         estimator = EstimatorV2(mode=session, options={**(options or {}), "default_precision": 0.0})
-        for entry in values[:warmup_jobs]:
-            estimator.run([pub(entry)]).result()
-        per_job = []
-        evs = None
-        started = time.perf_counter()
-        for entry in values:
-            begun = time.perf_counter()
-            evs = estimator.run([pub(entry)]).result()[0].data.evs
-            per_job.append(time.perf_counter() - begun)
-        total = time.perf_counter() - started
-    return {"per_job_s": per_job, "total_s": total, "evs": np.asarray(evs)}
+        return time_sequential_jobs(estimator, circuit, observable, values, warmup_jobs)

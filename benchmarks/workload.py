@@ -6,7 +6,9 @@ raw-Aer process and the raysession driver build, or receive, exactly the same in
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit, transpile
@@ -103,3 +105,35 @@ def bell_circuit() -> QuantumCircuit:
 def bell_observable() -> SparsePauliOp:
     """The tiny job's observable, ``ZZ``."""
     return SparsePauliOp("ZZ")
+
+
+def time_sequential_jobs(
+    estimator: Any,
+    circuit: QuantumCircuit,
+    observable: SparsePauliOp,
+    values: list[np.ndarray | None],
+    warmup_jobs: int,
+) -> dict[str, Any]:
+    """Time one estimator job per entry of ``values``, each waited for before the next.
+
+    Shared by the raw-Aer and the raysession side so both measure the same loop; an
+    entry ``None`` means a job ``[(circuit, observable)]``.
+
+    Returns:
+        ``per_job_s`` (each ``run(...).result()``), ``total_s`` and the last job's ``evs``.
+    """
+
+    def pub(entry: np.ndarray | None) -> tuple[Any, ...]:
+        return (circuit, observable) if entry is None else (circuit, observable, entry)
+
+    for entry in values[:warmup_jobs]:
+        estimator.run([pub(entry)]).result()
+    per_job = []
+    evs = None
+    started = time.perf_counter()
+    for entry in values:
+        begun = time.perf_counter()
+        evs = estimator.run([pub(entry)]).result()[0].data.evs
+        per_job.append(time.perf_counter() - begun)
+    total = time.perf_counter() - started
+    return {"per_job_s": per_job, "total_s": total, "evs": np.asarray(evs)}
