@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             backend = AerBackend()
-            backend.wait_ready(timeout=300)
+            backend.warm_up(timeout=300)
             niceness = _match_niceness(raw)
             ctx = Context(sizes=sizes, backend=backend, raw=raw, num_cpus=num_cpus)
             results, rows, notes, failed = _run_all(ctx, args.names)

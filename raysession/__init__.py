@@ -2,7 +2,7 @@
 
 from ._lifecycle import SessionState
 from ._records import JobInfo, JobMetrics, JobStatus, SessionDetails
-from .backends import AerBackend
+from .backends import AerBackend, PoolStatus, WorkerStatus, pool_status, shutdown_pool
 from .errors import (
     BackendUnavailableError,
     ExecutionTimeoutError,
@@ -43,6 +43,7 @@ __all__ = [
     "JobStatus",
     "JobTimeoutError",
     "Options",
+    "PoolStatus",
     "ProviderSession",
     "QiskitRuntimeService",
     "RayBackend",
@@ -60,6 +61,9 @@ __all__ = [
     "SessionLimits",
     "SessionNotFoundError",
     "SessionState",
+    "WorkerStatus",
     "current_session",
     "list_sessions",
+    "pool_status",
+    "shutdown_pool",
 ]

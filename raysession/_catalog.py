@@ -27,11 +27,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import ray
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 
-from ._connect import ensure_ray
 from .backends import AerBackend
 
 if TYPE_CHECKING:
@@ -127,7 +125,6 @@ _AER_ENTRIES = {each.name: each for each in _aer_entries()}
 _fakes: dict[str, BackendEntry] | None = None
 _targets: dict[str, Target] = {}
 _pools: dict[str, AerBackend] = {}
-_pools_connection: tuple[str, str] | None = None
 
 
 def entries() -> dict[str, BackendEntry]:
@@ -181,11 +178,6 @@ def target(name: str) -> Target:
         return _targets.setdefault(name, built)
 
 
-def _connection() -> tuple[str, str]:
-    context = ray.get_runtime_context()
-    return context.get_node_id(), context.get_job_id()
-
-
 def _num_workers() -> int | None:
     raw = os.environ.get(NUM_WORKERS_ENV, "").strip()
     if not raw:
@@ -196,44 +188,26 @@ def _num_workers() -> int | None:
 
 
 def pool(name: str) -> AerBackend:
-    """This process's Aer worker pool for the backend called ``name``, started on first use.
+    """This process's backend description for the name ``name`` (one per name, so job-mode
+    jobs on one name share a hidden batch). Its jobs run on the cluster's shared pool.
 
     Raises:
         ValueError: no backend has that name.
     """
     known = entry(name)
-    ensure_ray()
-    connection = _connection()
-    global _pools_connection
     with _lock:
-        if connection != _pools_connection:
-            # Pools of an earlier Ray connection died with it.
-            _pools.clear()
-            _pools_connection = connection
         existing = _pools.get(name)
         if existing is not None:
             return existing
-        if _pools:
-            logger.warning(
-                "starting a second worker pool (%s) next to %s; each reserves its own CPUs. "
-                "Set %s to size the pools.",
-                name,
-                sorted(_pools),
-                NUM_WORKERS_ENV,
-            )
-        options = known.simulator_options()
-        started = AerBackend(num_workers=_num_workers(), name=name, **options)
-        _pools[name] = started
-        return started
+        built = AerBackend(max_workers=_num_workers(), name=name, **known.simulator_options())
+        _pools[name] = built
+        return built
 
 
 def running_pools() -> list[str]:
-    """Names whose pools run on the current Ray connection, in the order they were started."""
-    if not ray.is_initialized():
-        return []
-    connection = _connection()
+    """Names used in this process so far, in the order they were first used."""
     with _lock:
-        return list(_pools) if connection == _pools_connection else []
+        return list(_pools)
 
 
 def default_name() -> str:

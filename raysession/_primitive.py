@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import pickle
 import secrets
-import threading
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -13,19 +12,17 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ._catalog import PoolBacked
+from ._job_mode import job_mode_batch
 from .backends._partition import Kind, PubSpec
 from .backends.base import Backend, JobSpec
 from .errors import SessionClosedError, SessionExpiredError
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions
-from .session import Batch, Session, current_session
+from .session import Session, current_session
 
 OptionsT = TypeVar("OptionsT", EstimatorOptions, SamplerOptions)
 
 ModeLike = Session | Backend
-
-_job_mode_lock = threading.Lock()
-_job_mode_batches: dict[str, Batch] = {}
 
 
 def resolve_mode(mode: object, primitive: str) -> Session | Backend:
@@ -52,20 +49,6 @@ def resolve_mode(mode: object, primitive: str) -> Session | Backend:
         "Batch or backend (AerBackend, or a QiskitRuntimeService/RayProvider backend), "
         "or None inside a `with Session(...)` block."
     )
-
-
-def job_mode_batch(backend: Backend, *, renew: bool = False) -> Batch:
-    """This process's batch that runs job-mode jobs (``mode=backend``) on ``backend``.
-
-    Job mode has no session to the user; underneath, jobs go through one batch
-    per backend and process, which closes itself when idle and is renewed here.
-    """
-    with _job_mode_lock:
-        batch = _job_mode_batches.get(backend.backend_id)
-        if batch is None or renew:
-            batch = Batch(backend)
-            _job_mode_batches[backend.backend_id] = batch
-        return batch
 
 
 class BasePrimitive(Generic[OptionsT]):

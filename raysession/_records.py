@@ -69,6 +69,8 @@ class JobMetrics(_Record):
     """Ids of the worker actors that ran the job's chunks."""
     num_chunks: int = 0
     """How many chunks the job was split into."""
+    retries: int = 0
+    """Chunks that ran again because their worker died."""
 
     @property
     def queued(self) -> float:

@@ -66,10 +66,10 @@ class _Job:
     finished: float | None = None
     error: RaySessionError | None = None
     run: BackendRun | None = None
+    task: asyncio.Task[Any] | None = None
+    result_ref: ray.ObjectRef[PrimitiveResult[PubResult]] | None = None
     value: PrimitiveResult[PubResult] | None = None
     delivered: bool = False
-    workers: tuple[str, ...] = ()
-    num_chunks: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def info(self, session_id: str) -> JobInfo:
@@ -83,8 +83,9 @@ class _Job:
                 running=self.running,
                 finished=self.finished,
                 sequence=self.sequence,
-                workers=self.workers,
-                num_chunks=self.num_chunks,
+                workers=() if self.run is None else tuple(self.run.workers),
+                num_chunks=0 if self.run is None else self.run.num_chunks,
+                retries=0 if self.run is None else self.run.retries,
             ),
         )
 
@@ -198,9 +199,9 @@ class SessionActor:
                 )
             value = job.value
             if value is None:
-                if job.run is None:
+                if job.result_ref is None:
                     raise JobFailedError(f"Job {job_id} has no result any more.", job_id=job_id)
-                value = await job.run.result
+                value = await job.result_ref
             job.value = None
             return value
         finally:
@@ -225,8 +226,8 @@ class SessionActor:
             return False
         if job.status is JobStatus.QUEUED:
             self._queue.remove(job)
-        elif job.run is not None:
-            self._backend.stop(job.run)
+        elif job.task is not None:
+            job.task.cancel()
         self._finish(job, JobStatus.CANCELLED)
         return True
 
@@ -320,25 +321,23 @@ class SessionActor:
             self._started_at, self._started_mono = now, time.monotonic()
         limit = job.spec.max_execution_time
         deadline = None if limit is None else now + limit
-        try:
-            job.run = self._backend.run(job.spec, deadline=deadline)
-        except Exception as exc:
-            job.running = now
-            self._fail(job, JobFailedError(f"Job {job.job_id} could not start: {exc}"), exc)
-            return
+        job.run = BackendRun()
+        job.task = asyncio.get_running_loop().create_task(
+            self._backend.run(job.spec, deadline=deadline, record=job.run)
+        )
         job.status, job.running = JobStatus.RUNNING, now
-        job.workers, job.num_chunks = job.run.workers, len(job.run.chunk_refs)
         self._last_job_started = now
         self._num_running += 1
         asyncio.get_running_loop().create_task(self._watch(job, limit))
 
     async def _watch(self, job: _Job, limit: float | None) -> None:
-        assert job.run is not None
+        assert job.task is not None
         try:
-            value = await asyncio.wait_for(_await_ref(job.run.result), limit)
+            # The backend returns the result's ref once the result is ready.
+            job.result_ref = await asyncio.wait_for(asyncio.shield(job.task), limit)
         except TimeoutError:
+            job.task.cancel()
             if not job.status.is_final:
-                self._backend.stop(job.run)
                 self._fail(
                     job,
                     ExecutionTimeoutError(
@@ -346,6 +345,12 @@ class SessionActor:
                         f"of {limit} s and was stopped."
                     ),
                 )
+        except asyncio.CancelledError:
+            if not job.status.is_final:
+                self._finish(job, JobStatus.CANCELLED)
+        except RaySessionError as exc:
+            if not job.status.is_final:
+                self._fail(job, _copy(exc), exc.__cause__)
         except RayTaskError as exc:
             if not job.status.is_final:
                 cause = exc.cause
@@ -354,19 +359,17 @@ class SessionActor:
                 elif isinstance(cause, TaskCancelledError):
                     self._finish(job, JobStatus.CANCELLED)
                 elif isinstance(cause, RayError):
-                    # A chunk's worker died under the reassembly task: broken, not your code.
                     self._fail(job, _lost_workers(job.job_id, cause), cause)
                 else:
                     self._fail(job, JobFailedError(f"Job {job.job_id} failed: {cause}"), cause)
-        except TaskCancelledError:
-            if not job.status.is_final:
-                self._finish(job, JobStatus.CANCELLED)
         except (RayActorError, RayError) as exc:
             if not job.status.is_final:
                 self._fail(job, _lost_workers(job.job_id, exc), exc)
+        except Exception as exc:  # the job boundary: a failing job never takes the session down
+            if not job.status.is_final:
+                self._fail(job, JobFailedError(f"Job {job.job_id} could not run: {exc}"), exc)
         else:
             if not job.status.is_final:
-                job.value = value
                 self._finish(job, JobStatus.DONE)
         finally:
             self._num_running -= 1
@@ -400,7 +403,7 @@ class SessionActor:
         self._finished_since_prune = 0
         finished = [j for j in self._jobs.values() if j.status.is_final and j.delivered]
         for old in finished[:-_KEEP_RESULTS]:
-            old.run, old.value = None, None
+            old.result_ref, old.value, old.task = None, None, None
         for old in finished[: max(0, len(self._jobs) - _KEEP_RECORDS)]:
             del self._jobs[old.job_id]
 
@@ -500,12 +503,14 @@ class SessionActor:
         )
 
 
+def _copy(error: RaySessionError) -> RaySessionError:
+    """A fresh error of the same class and message (the original keeps its traceback)."""
+    return type(error)(error.message)
+
+
 def _lost_workers(job_id: str, exc: BaseException) -> BackendUnavailableError:
     return BackendUnavailableError(
         f"Job {job_id} lost its workers ({type(exc).__name__}); "
         "the backend's worker pool is closed or its node died."
     )
 
-
-async def _await_ref(ref: ray.ObjectRef[Any]) -> Any:
-    return await ref

@@ -165,6 +165,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             "usage": {"seconds": metrics.execution_s or 0.0},
             "sequence": metrics.sequence,
             "num_chunks": metrics.num_chunks,
+            "retries": metrics.retries,
             "workers": list(metrics.workers),
         }
 

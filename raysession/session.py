@@ -270,10 +270,12 @@ class Session:
         try:
             info: JobInfo = ray.get(accepted)
         except RayTaskError as exc:
+            _discard(result)
             if isinstance(exc.cause, RaySessionError):
                 raise exc.cause from None
             raise
         except RayActorError as exc:
+            _discard(result)
             # A finished session kills its own actor; any other death is a failure.
             if self._details_seen.state.is_final or "killed by `ray.kill`" in str(exc):
                 raise SessionClosedError(
@@ -327,6 +329,14 @@ class Session:
 
     def __hash__(self) -> int:
         return hash(self._session_id)
+
+
+def _discard(ref: ray.ObjectRef[Any]) -> None:
+    """Read the error of a result nobody will ask for, so Ray does not print it as unhandled."""
+    try:
+        ray.get(ref, timeout=30)
+    except Exception:  # the error is the one the caller is about to see
+        pass
 
 
 class Batch(Session):

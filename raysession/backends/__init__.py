@@ -1,6 +1,16 @@
 """Backends that run raysession jobs: the Backend seam and the Aer worker pool."""
 
+from ._pool import PoolStatus, WorkerStatus, pool_status, shutdown_pool
 from .aer import AerBackend
 from .base import Backend, BackendRun, JobSpec
 
-__all__ = ["AerBackend", "Backend", "BackendRun", "JobSpec"]
+__all__ = [
+    "AerBackend",
+    "Backend",
+    "BackendRun",
+    "JobSpec",
+    "PoolStatus",
+    "WorkerStatus",
+    "pool_status",
+    "shutdown_pool",
+]

@@ -1,23 +1,25 @@
-"""AerWorker: hosts one Aer simulator in a Ray actor, keeps a circuit cache and runs chunks."""
+"""AerWorker: a pool worker; simulators per Aer option set, circuits by key, one chunk at a time."""
 
 from __future__ import annotations
 
 import collections
 import pickle
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import ray
 from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
 
-from .._connect import NAMESPACE
 from ..errors import ExecutionTimeoutError
 from ._aer_exec import AerExecutor
 from ._partition import Chunk, Kind, PubSpec, join, whole_job
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
+# Simulators (one per Aer option set) a worker keeps; a noise model is a few MB at most.
+_SIMULATORS = 16
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class ChunkRequest:
     run_options: dict[str, Any]
     job_id: str
     chunk_index: int
+    sim_key: str
+    """Content key of the pickled Aer options the chunk runs with."""
+    sim_options: bytes | None = None
+    """The pickled Aer options, sent when the caller has not sent them to this worker yet."""
     circuits: dict[str, bytes] = field(default_factory=dict)
     """Circuit key -> pickled circuit, for the keys this worker was not sent before
     (every key when ``use_cache`` is false); other keys are looked up by key."""
@@ -41,57 +47,89 @@ class ChunkRequest:
     """Set when this chunk is the whole job: the worker returns the job's result."""
 
 
+@dataclass(frozen=True)
+class ChunkDone:
+    """The small first return of :meth:`AerWorker.run_chunk`: whether the chunk ran.
+
+    The caller awaits this and never the (possibly large) result to learn that a
+    chunk finished. ``missing`` lists the keys (circuits or Aer options) the worker
+    does not hold; the chunk did not run and must be sent again with their bytes.
+    """
+
+    worker_id: str
+    missing: tuple[str, ...] = ()
+    execution_s: float = 0.0
+
+
 class AerWorker:
-    """Runs chunks on one Aer simulator, with the circuits it has seen cached.
+    """Runs chunks on Aer simulators, with the simulators and circuits it has seen cached.
 
-    Owns: one :class:`AerExecutor` (an AerSimulator built with the backend's Aer
-    options) and an LRU cache of unpickled circuits by content key, bounded by
-    their pickled size. A circuit arrives with the first chunk that needs it and
-    is named by key afterwards; a restarted worker (empty cache) fetches it back
-    from the pool's :class:`CircuitStore`. Concurrency: a synchronous actor,
-    one chunk at a time; Aer uses as many OpenMP threads as the actor reserves
-    CPUs (Ray sets ``OMP_NUM_THREADS``). Ordering: chunks run in the order each
-    caller submits them. Called by: :class:`~raysession.backends.AerBackend` only.
+    Owns: one :class:`AerExecutor` per Aer option set (by content key, LRU) and an LRU
+    cache of unpickled circuits by content key, bounded by their pickled size. A
+    circuit or option set travels with the first chunk that needs it and is named by
+    key afterwards; a worker that does not hold a key answers with the keys it lacks
+    (:class:`ChunkDone`) instead of running, and the caller resends them, so nothing
+    is lost when a worker is replaced or evicts an entry.
 
-    Its numbers are exactly those of ``qiskit_aer.primitives`` run with the
-    chunk's seed.
+    Concurrency: a threaded actor. Chunks run one at a time in the default group;
+    :meth:`join` runs in group ``"join"`` beside a running chunk; :meth:`watch` parks a
+    thread in group ``"watch"`` so the pool learns at once when the process dies.
+    Aer uses ``num_cpus`` OpenMP threads (``max_parallel_threads``), whatever Ray's
+    accounting says. Called by: the pool (start, watch) and by the backend code that
+    leased the worker (chunks, joins).
+
+    Its numbers are exactly those of ``qiskit_aer.primitives`` run with the chunk's seed.
     """
 
     def __init__(
-        self,
-        aer_options: dict[str, Any],
-        worker_id: str,
-        store_name: str | None = None,
-        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        self, worker_id: str, num_cpus: float, cache_bytes: int = DEFAULT_CACHE_BYTES
     ) -> None:
-        self._executor = AerExecutor(aer_options)
         self._id = worker_id
-        # Looked up by name on the first refill: a handle among the constructor arguments
-        # would be kept in the object store for restarts.
-        self._store_name = store_name
+        self._threads = max(1, int(num_cpus))
+        self._executors: collections.OrderedDict[str, AerExecutor] = collections.OrderedDict()
         self._cache: collections.OrderedDict[str, tuple[QuantumCircuit, int]] = (
             collections.OrderedDict()
         )
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
         self._misses = 0
-        self._refills = 0
+        self._stopped = threading.Event()
 
     def worker_id(self) -> str:
-        """This worker's id (its Ray actor name)."""
+        """This worker's id (its Ray actor name); answers once the worker has started."""
         return self._id
 
+    @ray.method(concurrency_group="watch")  # type: ignore[misc]
+    def watch(self) -> None:
+        """Never returns while the worker lives: the pool awaits it to learn of its death."""
+        self._stopped.wait()
+
     def cache_info(self) -> dict[str, int]:
-        """Circuits cached, their pickled bytes, how many were unpickled since start
-        (misses) and how many of those were fetched back from the store (refills)."""
+        """Circuits cached, their pickled bytes, circuits unpickled since start (misses)
+        and simulators built."""
         return {
             "circuits": len(self._cache),
             "bytes": self._cache_bytes,
             "misses": self._misses,
-            "refills": self._refills,
+            "simulators": len(self._executors),
         }
 
-    def _circuit(self, key: str, request: ChunkRequest) -> QuantumCircuit:
+    def _executor(self, request: ChunkRequest) -> AerExecutor | None:
+        executor = self._executors.get(request.sim_key)
+        if executor is not None:
+            self._executors.move_to_end(request.sim_key)
+            return executor
+        if request.sim_options is None:
+            return None
+        options: dict[str, Any] = pickle.loads(request.sim_options)
+        options.setdefault("max_parallel_threads", self._threads)
+        executor = AerExecutor(options)
+        self._executors[request.sim_key] = executor
+        while len(self._executors) > _SIMULATORS:
+            self._executors.popitem(last=False)
+        return executor
+
+    def _circuit(self, key: str, request: ChunkRequest) -> QuantumCircuit | None:
         data = request.circuits.get(key)
         if not request.use_cache and data is not None:
             uncached: QuantumCircuit = pickle.loads(data)
@@ -101,17 +139,7 @@ class AerWorker:
             self._cache.move_to_end(key)
             return found[0]
         if data is None:
-            # Sent before, but this worker restarted or evicted it: refill from the store.
-            data = None
-            if self._store_name is not None:
-                store = ray.get_actor(self._store_name, namespace=NAMESPACE)
-                fetched = cast("bytes | None", ray.get(store.get.remote(key)))
-                data = fetched
-            if data is None:
-                raise RuntimeError(
-                    f"circuit {key} of job {request.job_id} is no longer stored; resubmit the job"
-                )
-            self._refills += 1
+            return None
         self._misses += 1
         circuit: QuantumCircuit = pickle.loads(data)
         self._cache[key] = (circuit, len(data))
@@ -121,27 +149,31 @@ class AerWorker:
             self._cache_bytes -= size
         return circuit
 
-    @ray.method(concurrency_group="join")  # type: ignore[misc]
+    @ray.method(concurrency_group="join", num_returns=2)  # type: ignore[misc]
     def join(
         self,
         pubs: tuple[PubSpec, ...],
         chunks: list[Chunk],
         job_metadata: dict[str, Any],
         *chunk_results: list[PubResult],
-    ) -> PrimitiveResult[PubResult]:
+    ) -> tuple[ChunkDone, PrimitiveResult[PubResult]]:
         """Reassemble a split job's chunk results (see :func:`._partition.join`).
 
         Runs in its own concurrency group, beside a running chunk, so it never
-        waits behind the chunks queued on this worker.
+        waits behind the chunks of other jobs.
         """
-        return join(pubs, chunks, list(chunk_results), job_metadata)
+        return ChunkDone(self._id), join(pubs, chunks, list(chunk_results), job_metadata)
 
-    def run_chunk(self, request: ChunkRequest) -> list[PubResult] | PrimitiveResult[PubResult]:
+    @ray.method(num_returns=2)  # type: ignore[misc]
+    def run_chunk(
+        self, request: ChunkRequest
+    ) -> tuple[ChunkDone, list[PubResult] | PrimitiveResult[PubResult] | None]:
         """Run one chunk.
 
         Returns:
-            One result per PUB of the chunk, each with a ``"raysession"`` metadata
-            entry; or the job's ``PrimitiveResult`` when the chunk is the whole job.
+            A :class:`ChunkDone`, and one result per PUB of the chunk (each with a
+            ``"raysession"`` metadata entry), or the job's ``PrimitiveResult`` when
+            the chunk is the whole job; ``None`` when keys were missing.
 
         Raises:
             ExecutionTimeoutError: the job's deadline passed before the chunk started.
@@ -153,20 +185,31 @@ class AerWorker:
                 job_id=request.job_id,
             )
         started = time.perf_counter()
+        executor = self._executor(request)
         pubs = [(pub, self._circuit(pub.circuit_key, request)) for pub in request.pubs]
+        missing = [pub.circuit_key for pub, circuit in pubs if circuit is None]
+        if executor is None:
+            missing.append(request.sim_key)
+        if missing:
+            return ChunkDone(self._id, missing=tuple(dict.fromkeys(missing))), None
+        assert executor is not None
+        ready = [(pub, circuit) for pub, circuit in pubs if circuit is not None]
         results: list[PubResult]
         if request.kind == "estimator":
-            results = self._executor.estimate(pubs, request.seed, request.run_options)
+            results = executor.estimate(ready, request.seed, request.run_options)
         else:
-            results = list(self._executor.sample(pubs, request.seed, request.run_options))
+            results = list(executor.sample(ready, request.seed, request.run_options))
+        elapsed = time.perf_counter() - started
         info = {
             "worker": self._id,
             "chunk": request.chunk_index,
             "chunk_seed": request.seed,
-            "execution_s": time.perf_counter() - started,
+            "execution_s": elapsed,
         }
         for result in results:
             result.metadata["raysession"] = dict(info)
+        done = ChunkDone(self._id, execution_s=elapsed)
         if request.job_metadata is None:
-            return results
-        return join(request.pubs, whole_job(len(request.pubs)), [results], request.job_metadata)
+            return done, results
+        whole = join(request.pubs, whole_job(len(request.pubs)), [results], request.job_metadata)
+        return done, whole

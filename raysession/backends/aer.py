@@ -1,68 +1,76 @@
-"""AerBackend: a pool of AerWorker actors that runs jobs split into chunks."""
+"""AerBackend: a description of an Aer simulator (options, worker shape, cap) run on the pool."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
-import itertools
+import hashlib
 import logging
+import os
+import pickle
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
+from qiskit.primitives import PrimitiveResult, PubResult
 from qiskit_aer import AerSimulator
 from qiskit_aer.aererror import AerError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.exceptions import RayActorError, RayTaskError
 
-from .._connect import NAMESPACE, actor_name, ensure_ray
-from ._aer_worker import AerWorker, ChunkRequest
-from ._circuit_store import CircuitStore
-from ._partition import chunk_pubs, chunk_seed, plan
+from .._connect import NAMESPACE, ensure_ray
+from ..errors import BackendUnavailableError, JobFailedError
+from ._aer_worker import ChunkDone, ChunkRequest
+from ._partition import Chunk, PubSpec, chunk_pubs, chunk_seed, plan
+from ._pool import Lease, Shape, get_pool
 from .base import BackendRun, JobSpec
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["AerBackend"]
 
-
-# Circuit keys a backend copy remembers as sent to each worker (and as stored).
+RETRIES_ENV = "RAYSESSION_MAX_CHUNK_RETRIES"
+# Keys this process remembers as sent to each worker.
 _TRACKED_KEYS = 4096
+# Workers this process remembers sending to.
+_TRACKED_WORKERS = 1024
 
 
-def worker_options(num_cpus: float, num_gpus: float) -> dict[str, Any]:
-    """Ray options of one AerWorker actor."""
-    return {
-        "num_cpus": num_cpus,
-        "num_gpus": num_gpus,
-        # A dead worker is restarted and its chunks re-run until they finish: chunks are
-        # pure, a job's max_execution_time bounds the wait, and a closed pool's workers are
-        # dead for good, which fails their chunks at once (BackendUnavailableError).
-        "max_restarts": -1,
-        "max_task_retries": -1,
-        "scheduling_strategy": "SPREAD",
-    }
+def max_chunk_retries() -> int:
+    """How often a chunk whose worker died runs again (``RAYSESSION_MAX_CHUNK_RETRIES``, 3)."""
+    raw = os.environ.get(RETRIES_ENV, "").strip()
+    if not raw:
+        return 3
+    if not raw.isdigit():
+        raise ValueError(f"{RETRIES_ENV}={raw!r} must be a whole number")
+    return int(raw)
 
 
 class AerBackend:
-    """A pool of Ray actors, each hosting an Aer simulator.
+    """An Aer simulator that runs on the Ray cluster's shared worker pool.
 
-    Jobs are split into chunks (see ``chunk_size`` in the primitives' options),
-    the chunks run across the pool, and the results are reassembled in order.
-    Each worker reserves ``num_cpus_per_worker`` CPUs and Ray caps Aer's OpenMP
-    threads to that number, so ``num_workers * num_cpus_per_worker`` CPUs are
-    used. The default, one CPU per worker and one worker per CPU Ray sees, suits
-    parameter sweeps; for one large circuit (20+ qubits) use fewer workers with
-    more CPUs each so Aer parallelises the state vector.
+    A backend is a description, cheap to build and to pickle: Aer options, the
+    resource shape of a worker and an optional cap. It starts nothing. The cluster
+    has one pool of Aer workers (see :func:`raysession.pool_status`), shared by every
+    backend, session and driver: workers of a shape start when jobs need them, up
+    to what the cluster can place, and are released after
+    ``RAYSESSION_WORKER_IDLE_S`` seconds without work (default 60). Backends with
+    different Aer options share the workers of their shape; a worker builds one
+    simulator per option set, and a noise model travels to it once.
 
-    Lifecycle: workers start at construction and live until :meth:`close`, the
-    end of a ``with`` block, or the exit of the process that created the backend
-    (they are owned by it). Any number of sessions may share one backend; the
-    backend pickles, and copies share the same workers.
+    A job is split into chunks (``chunk_size`` in the primitives' options); each
+    chunk runs on an idle worker and the results are reassembled in order. A worker
+    that dies is replaced and its chunks run again, at most
+    ``RAYSESSION_MAX_CHUNK_RETRIES`` times (default 3).
 
     Args:
-        num_workers: Worker actors to start. Default: the CPUs Ray sees divided by
-            ``num_cpus_per_worker``.
-        num_cpus_per_worker: CPUs each worker reserves (and Aer threads it uses).
-        num_gpus_per_worker: GPUs each worker reserves; set with ``device="GPU"``.
+        num_workers: The cap, under its old name: same as ``max_workers``.
+        num_cpus_per_worker: CPUs each worker uses (Aer's OpenMP threads). Workers
+            are placed so that no node runs more worker CPUs than it has.
+        num_gpus_per_worker: GPUs each worker holds; set with ``device="GPU"``.
+        max_workers: Most workers this backend's jobs use at once. Default: no cap
+            beyond what the cluster can place.
         name: The backend's name, as reported by sessions.
         **aer_options: Options of :class:`qiskit_aer.AerSimulator` (``method``,
             ``device``, ``precision``, ``noise_model``, ...).
@@ -71,9 +79,9 @@ class AerBackend:
         ValueError: an Aer option is unknown or invalid, or a count is not positive.
 
     Example:
-        >>> backend = AerBackend(num_workers=2, method="statevector")  # doctest: +SKIP
-        >>> backend.num_workers  # doctest: +SKIP
-        2
+        >>> backend = AerBackend(method="stabilizer", max_workers=2)
+        >>> backend.shape
+        Shape(num_cpus=1.0, num_gpus=0.0)
     """
 
     def __init__(
@@ -82,57 +90,40 @@ class AerBackend:
         *,
         num_cpus_per_worker: float = 1,
         num_gpus_per_worker: float = 0,
+        max_workers: int | None = None,
         name: str = "aer_simulator",
         **aer_options: Any,
     ) -> None:
-        if num_workers is not None and num_workers <= 0:
-            raise ValueError(f"num_workers must be positive, not {num_workers}")
-        if num_cpus_per_worker < 0 or num_gpus_per_worker < 0:
-            raise ValueError("num_cpus_per_worker and num_gpus_per_worker must not be negative")
+        if num_workers is not None and max_workers is not None and num_workers != max_workers:
+            raise ValueError("give the cap once: num_workers is the old name of max_workers")
+        cap = max_workers if max_workers is not None else num_workers
+        if cap is not None and cap <= 0:
+            raise ValueError(f"num_workers / max_workers must be positive, not {cap}")
+        if num_cpus_per_worker <= 0 or num_gpus_per_worker < 0:
+            raise ValueError(
+                "num_cpus_per_worker must be positive and num_gpus_per_worker not negative"
+            )
         _check_aer_options(aer_options, remote_gpu=num_gpus_per_worker > 0)
-        ensure_ray()
-        if num_workers is None:
-            cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
-            num_workers = max(1, int(cpus // max(num_cpus_per_worker, 1)))
-        _warn_if_unplaceable(num_workers, num_cpus_per_worker, num_gpus_per_worker)
-        self._id = uuid.uuid4().hex
-        self._name = name
-        self._aer_options = dict(aer_options)
-        self._store: Any = (
-            ray.remote(CircuitStore)
-            .options(
-                name=actor_name("aer-store", self._id[:12]),
-                namespace=NAMESPACE,
-                num_cpus=0,
-                max_restarts=-1,
-                scheduling_strategy=_store_placement(),
-            )
-            .remote()
+        self._init(
+            uuid.uuid4().hex,
+            name,
+            dict(aer_options),
+            Shape(float(num_cpus_per_worker), float(num_gpus_per_worker)),
+            cap,
         )
-        # Reassembly runs beside the chunks, on its own thread: see AerWorker.join.
-        actor_cls: Any = ray.remote(concurrency_groups={"join": 1})(  # type: ignore[call-overload]
-            AerWorker
-        )
-        options = worker_options(num_cpus_per_worker, num_gpus_per_worker)
-        self._worker_names = [
-            actor_name("aer", f"{self._id[:12]}-{slot}") for slot in range(num_workers)
-        ]
-        self._workers: list[Any] = [
-            actor_cls.options(name=name, namespace=NAMESPACE, **options).remote(
-                self._aer_options, name, actor_name("aer-store", self._id[:12])
-            )
-            for name in self._worker_names
-        ]
-        self._init_tracking()
-        logger.info("AerBackend %s started %d workers", self._id, num_workers)
 
-    def _init_tracking(self) -> None:
-        """Per copy: round-robin counter, and which circuits were sent where and stored."""
-        self._counter = itertools.count()
-        self._sent: list[collections.OrderedDict[str, None]] = [
-            collections.OrderedDict() for _ in self._workers
-        ]
-        self._stored: collections.OrderedDict[str, None] = collections.OrderedDict()
+    def _init(
+        self,
+        backend_id: str,
+        name: str,
+        aer_options: dict[str, Any],
+        shape: Shape,
+        cap: int | None,
+    ) -> None:
+        self._id, self._name, self._aer_options = backend_id, name, aer_options
+        self._shape, self._cap = shape, cap
+        self._sim: tuple[str, bytes] | None = None
+        self._capacity: int | None = None
 
     @classmethod
     def _restore(
@@ -140,21 +131,18 @@ class AerBackend:
         backend_id: str,
         name: str,
         aer_options: dict[str, Any],
-        workers: list[Any],
-        store: Any,
+        shape: Shape,
+        cap: int | None,
     ) -> AerBackend:
         self = cls.__new__(cls)
-        self._id, self._name, self._aer_options = backend_id, name, aer_options
-        self._workers, self._store = workers, store
-        self._worker_names = [
-            actor_name("aer", f"{backend_id[:12]}-{slot}") for slot in range(len(workers))
-        ]
-        self._init_tracking()
+        self._init(backend_id, name, aer_options, shape, cap)
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = (self._id, self._name, self._aer_options, self._workers, self._store)
+        state = (self._id, self._name, self._aer_options, self._shape, self._cap)
         return (AerBackend._restore, state)
+
+    # ----------------------------------------------------------------- reading
 
     @property
     def name(self) -> str:
@@ -163,124 +151,244 @@ class AerBackend:
 
     @property
     def backend_id(self) -> str:
-        """A unique id of this pool; pickled copies share it."""
+        """A unique id of this description; pickled copies share it."""
         return self._id
 
     @property
+    def shape(self) -> Shape:
+        """The resources of one worker."""
+        return self._shape
+
+    @property
+    def max_workers(self) -> int | None:
+        """The cap on workers running this backend's chunks at once, if any."""
+        return self._cap
+
+    @property
     def num_workers(self) -> int:
-        """Number of worker actors in the pool."""
-        return len(self._workers)
+        """Most chunks of this backend that can run at once: the cap, or what the
+        connected cluster's CPUs (GPUs for a GPU shape) hold."""
+        if self._cap is not None:
+            return self._cap
+        if self._capacity is None:
+            ensure_ray()
+            total = ray.cluster_resources()  # type: ignore[no-untyped-call]
+            fits = total.get("CPU", 1.0) // self._shape.num_cpus
+            if self._shape.num_gpus:
+                fits = min(fits, total.get("GPU", 0.0) // self._shape.num_gpus)
+            self._capacity = max(1, int(fits))
+        return self._capacity
 
     @property
     def aer_options(self) -> dict[str, Any]:
-        """The options each worker's AerSimulator was built with."""
+        """The options of the workers' AerSimulator for this backend."""
         return dict(self._aer_options)
 
-    def worker_ids(self) -> list[str]:
-        """The ids of the worker actors (their Ray actor names)."""
-        return list(self._worker_names)
+    def _sim_options(self) -> tuple[str, bytes]:
+        if self._sim is None:
+            data = pickle.dumps(self._aer_options, protocol=pickle.HIGHEST_PROTOCOL)
+            self._sim = (hashlib.blake2b(data, digest_size=16).hexdigest(), data)
+        return self._sim
 
-    def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until every worker has started (imported Aer, built its simulator)."""
-        ray.get([w.worker_id.remote() for w in self._workers], timeout=timeout)
+    # ----------------------------------------------------------------- running
 
-    def run(self, spec: JobSpec, *, deadline: float | None = None) -> BackendRun:
-        """Split a job into chunks, send them to the workers and return at once.
+    async def run(
+        self, spec: JobSpec, *, deadline: float | None = None, record: BackendRun | None = None
+    ) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
+        """Run a job on the pool; return the ref of its result once it is ready.
+
+        Chunks are leased workers one at a time, fairly with other sessions; a chunk
+        whose worker dies runs again on another, up to ``RAYSESSION_MAX_CHUNK_RETRIES``
+        times. Cancelling the coroutine stops the job: workers still running its
+        chunks are stopped (the pool replaces them on demand).
 
         Args:
             spec: The job.
             deadline: UNIX time after which no further chunk of the job starts.
+            record: Filled with the job's chunk count, workers and retries as it runs.
 
-        Returns:
-            The ref of the job's ``PrimitiveResult`` and the refs of its chunks.
+        Raises:
+            JobFailedError: a chunk crashed its worker more often than allowed.
+            BackendUnavailableError: no worker of the backend's shape can be placed.
+            RayTaskError: a chunk failed (its cause is the worker's error).
         """
+        record = record if record is not None else BackendRun()
         chunks = plan(spec.pubs, spec.chunk_size)
-        job_metadata = {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
-        refs = []
-        placed = []
-        for chunk in chunks:
-            slot = next(self._counter) % len(self._workers)
-            pubs = chunk_pubs(spec.pubs, chunk)
-            keys = list(dict.fromkeys(pub.circuit_key for pub in pubs))
-            request = ChunkRequest(
-                kind=spec.kind,
-                pubs=pubs,
-                circuits=self._ship(slot, keys, spec)
-                if spec.circuit_cache
-                else {key: spec.circuits[key] for key in keys},
-                use_cache=spec.circuit_cache,
-                seed=chunk_seed(spec.seed, chunk.index, len(chunks)),
-                run_options=spec.run_options,
-                job_id=spec.job_id,
-                chunk_index=chunk.index,
-                deadline=deadline,
-                job_metadata=job_metadata if len(chunks) == 1 else None,
+        record.num_chunks = len(chunks)
+        metadata = {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
+        single = len(chunks) == 1
+        refs = await asyncio.gather(
+            *(
+                self._run_chunk(
+                    spec,
+                    chunk_pubs(spec.pubs, chunk),
+                    chunk.index,
+                    chunk_seed(spec.seed, chunk.index, len(chunks)),
+                    deadline,
+                    metadata if single else None,
+                    record,
+                )
+                for chunk in chunks
             )
-            refs.append(self._workers[slot].run_chunk.remote(request))
-            placed.append(slot)
-        if len(chunks) == 1:
-            result = refs[0]
-        else:
-            # On a warm worker process (a fresh task process would import Qiskit first);
-            # Ray resolves the chunk refs before the call starts.
-            joiner = self._workers[placed[-1]]
-            result = joiner.join.remote(spec.pubs, chunks, job_metadata, *refs)
-        workers = tuple(self._worker_names[slot] for slot in placed)
-        return BackendRun(result=result, chunk_refs=refs, workers=workers)
+        )
+        if single:
+            return refs[0]
+        return await self._join(spec, chunks, metadata, refs, record)
 
-    def _ship(self, slot: int, keys: list[str], spec: JobSpec) -> dict[str, bytes]:
-        """The circuits to send with a chunk for worker ``slot``: those it was not sent yet.
+    async def _run_chunk(
+        self,
+        spec: JobSpec,
+        pubs: list[PubSpec],
+        index: int,
+        seed: int,
+        deadline: float | None,
+        job_metadata: dict[str, Any] | None,
+        record: BackendRun,
+    ) -> ray.ObjectRef[Any]:
+        crashes, limit = 0, max_chunk_retries()
+        sim_key, sim_bytes = self._sim_options()
+        keys = list(dict.fromkeys(pub.circuit_key for pub in pubs))
+        while True:
+            lease = await self._lease(spec)
+            keep, hold = True, job_metadata is not None
+            try:
+                resend: set[str] = set()
+                while True:
+                    ship = _to_ship(lease.worker_id, [*keys, sim_key], resend)
+                    request = ChunkRequest(
+                        kind=spec.kind,
+                        pubs=pubs,
+                        seed=seed,
+                        run_options=spec.run_options,
+                        job_id=spec.job_id,
+                        chunk_index=index,
+                        sim_key=sim_key,
+                        sim_options=sim_bytes if sim_key in ship else None,
+                        circuits={k: spec.circuits[k] for k in keys}
+                        if not spec.circuit_cache
+                        else {k: spec.circuits[k] for k in keys if k in ship},
+                        use_cache=spec.circuit_cache,
+                        deadline=deadline,
+                        job_metadata=job_metadata,
+                    )
+                    done_ref, result_ref = _handle(lease.worker_id).run_chunk.remote(request)
+                    done: ChunkDone = await done_ref
+                    if not done.missing:
+                        record.workers.append(lease.worker_id)
+                        chunk_ref: ray.ObjectRef[Any] = result_ref
+                        return chunk_ref
+                    resend = set(done.missing)
+            except asyncio.CancelledError:
+                # Stopped mid-chunk: only killing the worker interrupts Aer.
+                keep = False
+                ray.kill(_handle(lease.worker_id), no_restart=True)
+                raise
+            except RayActorError as exc:
+                keep = False
+                _forget_worker(lease.worker_id)
+                crashes += 1
+                if crashes > limit:
+                    raise JobFailedError(
+                        f"Job {spec.job_id}: the simulation of chunk {index} crashed its "
+                        f"worker {crashes} times ({RETRIES_ENV}={limit}); the job is failed, "
+                        "the session goes on. Check the circuit and the simulator's memory.",
+                        session_id=spec.session_id,
+                        job_id=spec.job_id,
+                    ) from exc
+                record.retries += 1
+                logger.warning(
+                    "job %s chunk %d lost worker %s; running it again (%d of %d)",
+                    spec.job_id,
+                    index,
+                    lease.worker_id,
+                    crashes,
+                    limit,
+                )
+            finally:
+                if keep and hold:
+                    _hold(spec.session_id or spec.job_id, self._id, lease)
+                elif keep:
+                    _give_back(lease)
 
-        A circuit goes to a worker once; later chunks name it by key. Every circuit
-        sent is also put in the pool's store, where a worker that restarted or
-        evicted it fetches it again.
-        """
-        sent = self._sent[slot]
-        ship = {}
-        for key in keys:
-            if key in sent:
-                sent.move_to_end(key)
+    async def _join(
+        self,
+        spec: JobSpec,
+        chunks: list[Chunk],
+        metadata: dict[str, Any],
+        refs: list[ray.ObjectRef[Any]],
+        record: BackendRun,
+    ) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
+        """Reassemble on a live worker's join thread; the chunk results stay where they are."""
+        for attempt in range(max_chunk_retries() + 1):
+            lease = await self._lease(spec)
+            # The join runs in its own concurrency group: the worker may take chunks at once.
+            worker = _handle(lease.worker_id)
+            done_ref, result_ref = worker.join.remote(spec.pubs, chunks, metadata, *refs)
+            _give_back(lease)
+            try:
+                await done_ref
+            except RayActorError as exc:
+                _forget_worker(lease.worker_id)
+                if attempt == max_chunk_retries():
+                    raise BackendUnavailableError(
+                        f"Job {spec.job_id}: its results could not be reassembled; "
+                        f"the workers kept dying ({exc}).",
+                        session_id=spec.session_id,
+                        job_id=spec.job_id,
+                    ) from exc
                 continue
-            ship[key] = spec.circuits[key]
-            sent[key] = None
-            if key not in self._stored:
-                self._store.put.remote(key, spec.circuits[key])
-                self._stored[key] = None
-        for table in (sent, self._stored):
-            while len(table) > _TRACKED_KEYS:
-                table.popitem(last=False)
-        return ship
+            joined: ray.ObjectRef[PrimitiveResult[PubResult]] = result_ref
+            return joined
+        raise AssertionError("unreachable")
 
-    def stop(self, run: BackendRun) -> None:
-        """Stop a job: cancel its queued chunks and restart the workers running the rest.
+    async def _lease(self, spec: JobSpec) -> Lease:
+        client = spec.session_id or spec.job_id
+        held = _take_held(client, self._id)
+        if held is not None:
+            return held
+        request_id = uuid.uuid4().hex
+        for attempt in range(3):
+            pool = _pool()
+            ref = pool.lease.remote(client, self._shape, self._id, self._cap, request_id)
+            try:
+                lease: Lease = await ref
+                _granted[lease.worker_id] = asyncio.get_running_loop().time()
+                return lease
+            except asyncio.CancelledError:
+                pool.cancel_lease.remote(request_id)
+                raise
+            except RayTaskError as exc:
+                cause = exc.cause
+                if isinstance(cause, BackendUnavailableError):
+                    cause.session_id, cause.job_id = spec.session_id, spec.job_id
+                    raise cause from None
+                raise
+            except RayActorError:
+                # The pool exited (idle) or died between finding and using it: find it again.
+                _reset_pool()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
-        A restarted worker re-runs the chunks of other jobs it held (Ray retries
-        them), so only the stopped job loses work.
+    def warm_up(self, timeout: float = 300.0) -> int:
+        """Start the workers this backend can use now, instead of with the first job.
+
+        They are released like any other when idle. Returns how many run.
         """
-        _, pending = ray.wait(run.chunk_refs, num_returns=len(run.chunk_refs), timeout=0)
-        pending_set = set(pending)
-        for ref in pending:
-            ray.cancel(ref)
-        names = {
-            name
-            for ref, name in zip(run.chunk_refs, run.workers, strict=True)
-            if ref in pending_set
-        }
-        for name in names:
-            ray.kill(self._workers[self._worker_names.index(name)], no_restart=False)
+        warmed: int = ray.get(
+            _pool().warm.remote(self._shape, self.num_workers, timeout), timeout=timeout + 30
+        )
+        return warmed
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop every worker. Idempotent; sessions still using the pool fail their jobs.
+    # ----------------------------------------------------------------- lifecycle
 
-        Waits up to ``timeout`` seconds for workers still starting: Ray ignores a
-        kill that reaches a worker process between its lease and its actor's
-        start, which would leave that process holding its CPUs.
+    def close(self) -> None:
+        """Close this process's job-mode batches on this backend. Idempotent.
+
+        The pool's workers are not this backend's: they are released when idle.
         """
-        starting = [worker.worker_id.remote() for worker in self._workers]
-        ray.wait(starting, num_returns=len(starting), timeout=timeout)
-        for worker in self._workers:
-            ray.kill(worker, no_restart=True)
-        ray.kill(self._store, no_restart=True)
+        for hook in _close_hooks.pop(self._id, []):
+            hook()
 
     def __enter__(self) -> AerBackend:
         return self
@@ -289,30 +397,124 @@ class AerBackend:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<AerBackend {self._name!r} workers={len(self._workers)} id={self._id[:8]}>"
+        cap = "" if self._cap is None else f" max_workers={self._cap}"
+        return f"<AerBackend {self._name!r} {self._shape.resources()}{cap} id={self._id[:8]}>"
 
 
-def _store_placement() -> Any:
-    """Pin the circuit store to this process's node: the workers are owned by this
-    process and share its fate, and a store that spilled to another node would come
-    back empty after that node died."""
-    node_id = ray.get_runtime_context().get_node_id()
-    return NodeAffinitySchedulingStrategy(node_id, soft=False)
+# ----------------------------------------------------------------- per process
+
+_pool_handle: Any = None
+_sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = (
+    collections.OrderedDict()
+)
+_handles: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_close_hooks: dict[str, list[Callable[[], None]]] = {}
 
 
-def _warn_if_unplaceable(num_workers: int, num_cpus: float, num_gpus: float) -> None:
-    """Log when the pool does not fit the free resources: its jobs would wait for them."""
-    free = ray.available_resources()  # type: ignore[no-untyped-call]
-    need_cpu, need_gpu = num_workers * num_cpus, num_workers * num_gpus
-    if need_cpu > free.get("CPU", 0) or need_gpu > free.get("GPU", 0):
-        logger.warning(
-            "AerBackend needs %s CPUs and %s GPUs but Ray has %s CPUs and %s GPUs free; "
-            "workers start (and jobs run) only when other pools close or nodes join.",
-            need_cpu,
-            need_gpu,
-            free.get("CPU", 0),
-            free.get("GPU", 0),
-        )
+def on_close(backend_id: str, hook: Callable[[], None]) -> None:
+    """Call ``hook`` when the backend with ``backend_id`` is closed in this process."""
+    _close_hooks.setdefault(backend_id, []).append(hook)
+
+
+# A worker that finished a whole job is kept this long for the same session's next job,
+# and at most _STICKY_S after the pool granted it; other sessions wait at most that long.
+_HOLD_S = 0.05
+_STICKY_S = 0.25
+
+
+@dataclass
+class _Held:
+    lease: Lease
+    granted: float
+    timer: asyncio.TimerHandle | None = None
+
+
+_held: dict[tuple[str, str], _Held] = {}
+_granted: dict[str, float] = {}
+
+
+def _hold(client: str, backend_id: str, lease: Lease) -> None:
+    """Keep a worker that just ran a whole job for a moment: the next job of the same
+    session usually follows at once, and then needs no lease round trip."""
+    loop = asyncio.get_running_loop()
+    granted = _granted.get(lease.worker_id, loop.time())
+    key = (client, backend_id)
+    if key in _held or loop.time() - granted >= _STICKY_S:
+        _give_back(lease)
+        return
+    timer = loop.call_later(_HOLD_S, _release_held, key)
+    _held[key] = _Held(lease, granted, timer)
+
+
+def _take_held(client: str, backend_id: str) -> Lease | None:
+    held = _held.pop((client, backend_id), None)
+    if held is None:
+        return None
+    if held.timer is not None:
+        held.timer.cancel()
+    return held.lease
+
+
+def _release_held(key: tuple[str, str]) -> None:
+    held = _held.pop(key, None)
+    if held is not None:
+        _give_back(held.lease)
+
+
+def _give_back(lease: Lease) -> None:
+    _granted.pop(lease.worker_id, None)
+    _pool().release.remote(lease.worker_id)
+
+
+def _pool() -> Any:
+    global _pool_handle
+    if _pool_handle is None:
+        _pool_handle = get_pool()
+    return _pool_handle
+
+
+def _reset_pool() -> None:
+    global _pool_handle
+    _pool_handle = None
+    _sent.clear()
+
+
+def _to_ship(worker_id: str, keys: list[str], resend: set[str]) -> set[str]:
+    """Of ``keys``, those this process has not sent to the worker yet (or must resend)."""
+    sent = _sent.get(worker_id)
+    if sent is None:
+        sent = _sent[worker_id] = collections.OrderedDict()
+        while len(_sent) > _TRACKED_WORKERS:
+            _sent.popitem(last=False)
+    ship = set()
+    for key in keys:
+        if key in sent and key not in resend:
+            sent.move_to_end(key)
+            continue
+        ship.add(key)
+        sent[key] = None
+    while len(sent) > _TRACKED_KEYS:
+        sent.popitem(last=False)
+    return ship
+
+
+def _handle(worker_id: str) -> Any:
+    """The worker's actor handle, looked up by name once per process."""
+    handle = _handles.get(worker_id)
+    if handle is None:
+        try:
+            handle = _handles[worker_id] = ray.get_actor(worker_id, namespace=NAMESPACE)
+        except ValueError as exc:  # it died between the grant and this lookup
+            raise RayActorError() from exc
+        while len(_handles) > _TRACKED_WORKERS:
+            _handles.popitem(last=False)
+    return handle
+
+
+def _forget_worker(worker_id: str) -> None:
+    _sent.pop(worker_id, None)
+    _handles.pop(worker_id, None)
+    _granted.pop(worker_id, None)
 
 
 def _check_aer_options(options: dict[str, Any], *, remote_gpu: bool) -> None:

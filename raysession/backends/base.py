@@ -32,12 +32,13 @@ class JobSpec:
 
 @dataclass
 class BackendRun:
-    """A job handed to a backend: the ref of its result and what is needed to stop it."""
+    """What a backend reports of a job while it runs (for the job's metrics)."""
 
-    result: ray.ObjectRef[PrimitiveResult[PubResult]]
-    chunk_refs: list[ray.ObjectRef[Any]]
-    workers: tuple[str, ...]
-    """Ids of the workers the chunks were sent to, one per chunk."""
+    num_chunks: int = 0
+    workers: list[str] = field(default_factory=list)
+    """Ids of the workers that ran the job's chunks, in the order they finished."""
+    retries: int = 0
+    """Chunks that ran again because their worker died."""
 
 
 @runtime_checkable
@@ -60,18 +61,20 @@ class Backend(Protocol):
 
     @property
     def num_workers(self) -> int:
-        """How many chunks the backend runs at once."""
+        """How many chunks the backend runs at once (a Batch runs this many jobs)."""
         ...
 
-    def run(self, spec: JobSpec, *, deadline: float | None = None) -> BackendRun:
-        """Start a job and return at once.
+    async def run(
+        self, spec: JobSpec, *, deadline: float | None = None, record: BackendRun | None = None
+    ) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
+        """Run a job; return the ref of its result once it is ready.
+
+        Cancelling the coroutine stops the job (queued chunks are dropped and
+        running ones interrupted).
 
         Args:
             spec: The job.
             deadline: UNIX time after which no further chunk of the job may start.
+            record: Filled with the job's chunks, workers and retries as it runs.
         """
-        ...
-
-    def stop(self, run: BackendRun) -> None:
-        """Stop a started job: drop its queued chunks and interrupt running ones."""
         ...

@@ -1,0 +1,67 @@
+"""Job mode (``mode=backend``): the hidden batch per backend and process that runs its jobs.
+
+Job mode has no session to the user; underneath, jobs go through one batch per
+backend and process. The batch closes itself after ``RAYSESSION_JOB_MODE_IDLE_S``
+seconds without work (default 10), when its backend is closed, and when the
+process exits, so job mode leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+
+from .backends.aer import on_close
+from .backends.base import Backend
+from .session import Batch
+
+logger = logging.getLogger(__name__)
+
+IDLE_ENV = "RAYSESSION_JOB_MODE_IDLE_S"
+
+_lock = threading.Lock()
+_batches: dict[str, Batch] = {}
+
+
+def _idle_s() -> float:
+    raw = os.environ.get(IDLE_ENV, "").strip()
+    value = float(raw) if raw else 10.0
+    if not value > 0:
+        raise ValueError(f"{IDLE_ENV}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def job_mode_batch(backend: Backend, *, renew: bool = False) -> Batch:
+    """This process's hidden batch on ``backend``; a new one if ``renew`` or none is open."""
+    with _lock:
+        batch = _batches.get(backend.backend_id)
+        if batch is None or renew:
+            idle = _idle_s()
+            batch = Batch(backend, interactive_timeout=idle, idle_timeout=idle)
+            if not _batches:
+                atexit.register(close_all)
+            if backend.backend_id not in _batches:
+                on_close(backend.backend_id, lambda: _close(backend.backend_id))
+            _batches[backend.backend_id] = batch
+        return batch
+
+
+def _close(backend_id: str) -> None:
+    with _lock:
+        batch = _batches.pop(backend_id, None)
+    if batch is not None:
+        batch.close()
+
+
+def close_all() -> None:
+    """Close every hidden batch of this process (at exit)."""
+    with _lock:
+        batches = list(_batches.values())
+        _batches.clear()
+    for batch in batches:
+        try:
+            batch.close()
+        except Exception:  # at exit Ray may already be gone; the batch then closes when idle
+            logger.debug("could not close a job-mode batch at exit", exc_info=True)

@@ -1,0 +1,609 @@
+"""The cluster's one Aer worker pool: shapes, demand-driven start, idle release, fair leases.
+
+Aer workers are a resource of the Ray cluster, not of a driver. One detached
+:class:`PoolActor` (named ``pool`` in the ``raysession`` namespace) is created on
+first use by whichever process needs it and is shared by every backend, session
+and driver. Backend code (running in a session actor) *leases* a worker for one
+chunk, sends the chunk straight to it and releases it; the pool never sees
+circuits or results.
+
+Resource accounting. A worker is created with ``num_cpus=0`` in Ray's accounting
+and pinned to a node the pool chose, where the pool's own count of the CPUs its
+workers use leaves room for it. The pool never starts more workers on a node than
+the node has CPUs, and Aer uses the worker's ``num_cpus`` threads; but an idle
+worker (or a busy one) holds no CPU that a user's Ray task waits for: the user's
+tasks are placed as if raysession were not there and share the cores with it.
+GPUs are real Ray resources: a GPU worker holds its GPUs (Ray sets
+``CUDA_VISIBLE_DEVICES``), through a placement group that shows the demand to
+Ray's autoscaler. Demand the cluster cannot place is also published with
+:func:`ray.autoscaler.sdk.request_resources`, so an autoscaling cluster adds nodes;
+if none come within ``RAYSESSION_PLACEMENT_TIMEOUT_S`` the waiting leases fail
+with an error naming the missing resources.
+
+Knobs (environment of the process that creates the pool):
+``RAYSESSION_WORKER_IDLE_S`` (60): a worker without work for this long is released.
+``RAYSESSION_PLACEMENT_TIMEOUT_S`` (60): how long a lease waits for a shape no node can place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from pydantic import BaseModel, ConfigDict
+from ray.exceptions import RayActorError, RayError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import (
+    NodeAffinitySchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
+
+from .._connect import NAMESPACE, actor_name, ensure_ray
+from ..errors import BackendUnavailableError
+
+logger = logging.getLogger(__name__)
+
+POOL_NAME = "pool"
+IDLE_ENV = "RAYSESSION_WORKER_IDLE_S"
+PLACEMENT_ENV = "RAYSESSION_PLACEMENT_TIMEOUT_S"
+# A shape whose workers die this many times in a row while starting fails its leases.
+_START_FAILURES = 3
+# Seconds a worker may take to import Aer and answer, once placed.
+_START_S = 180.0
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} must be a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The resources one worker needs."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    def resources(self) -> dict[str, float]:
+        """The shape as a Ray resource dict (zero entries left out)."""
+        found = {"CPU": self.num_cpus, "GPU": self.num_gpus}
+        return {name: amount for name, amount in found.items() if amount}
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """How the pool behaves; read from the environment of the process that creates it."""
+
+    idle_s: float = 60.0
+    placement_timeout_s: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> PoolConfig:
+        return cls(
+            idle_s=_env_seconds(IDLE_ENV, 60.0),
+            placement_timeout_s=_env_seconds(PLACEMENT_ENV, 60.0),
+        )
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker granted to one caller until it calls :meth:`PoolActor.release`."""
+
+    worker_id: str
+    """The worker's Ray actor name (namespace ``raysession``); callers cache its handle."""
+    sequence: int
+    """Grants the pool made before this one (over its whole life)."""
+
+
+class WorkerStatus(BaseModel):
+    """One worker of the pool."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker_id: str
+    num_cpus: float
+    num_gpus: float
+    node_id: str
+    state: str
+    """``"starting"``, ``"idle"`` or ``"busy"``."""
+    client: str | None
+    """The session (or batch) whose chunk it runs, when busy."""
+
+
+class PoolStatus(BaseModel):
+    """What :func:`pool_status` reports."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workers: list[WorkerStatus]
+    waiting: dict[str, int]
+    """Leases waiting for a worker, by client (session id)."""
+    grants: dict[str, int]
+    """Leases granted so far, by client."""
+    replaced: int
+    """Workers that died (crashed or killed) while the pool lived."""
+    config: dict[str, float]
+
+
+@dataclass
+class _Worker:
+    worker_id: str
+    shape: Shape
+    node_id: str
+    handle: Any
+    pg: Any = None
+    ready: bool = False
+    client: str | None = None
+    backend_id: str | None = None
+    request_id: str | None = None
+    idle_since: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Waiter:
+    request_id: str
+    client: str
+    shape: Shape
+    backend_id: str
+    cap: int | None
+    future: asyncio.Future[Lease]
+
+
+class PoolActor:
+    """Owns the cluster's Aer workers: starts them on demand, leases them fairly, releases them.
+
+    Concurrency: an async actor (``max_concurrency`` 10,000); every method runs on one
+    event loop, so the state needs no locks. A waiting :meth:`lease` is a parked
+    coroutine. Ordering: leases of one shape are granted round-robin across clients
+    (sessions), FIFO within a client, so a session with one chunk waits about one
+    chunk of another session's sweep, never the whole sweep. Called by: backend code
+    in session actors (:meth:`lease`, :meth:`release`, :meth:`cancel_lease`) and by
+    :func:`pool_status` / :func:`shutdown_pool`. It calls only its workers.
+
+    Lifecycle: created on first use; exits when it has no worker, no waiting lease
+    and no live session, so nothing of raysession stays on an idle cluster.
+    """
+
+    def __init__(self, config: PoolConfig) -> None:
+        self._config = config
+        self._workers: dict[str, _Worker] = {}
+        # shape -> client -> FIFO of waiters; client order rotates for fairness.
+        self._waiting: dict[Shape, collections.OrderedDict[str, collections.deque[_Waiter]]] = {}
+        self._unplaceable_since: dict[Shape, float] = {}
+        self._start_failures: collections.Counter[Shape] = collections.Counter()
+        self._grants: collections.Counter[str] = collections.Counter()
+        self._sequence = itertools.count()
+        self._replaced = 0
+        self._requested: list[dict[str, float]] = []
+        self._loop_task: asyncio.Task[None] | None = None
+        self._exiting = False
+
+    # ----------------------------------------------------------------- protocol
+
+    async def lease(
+        self, client: str, shape: Shape, backend_id: str, cap: int | None, request_id: str
+    ) -> Lease:
+        """Wait for an idle worker of ``shape`` and grant it to ``client``.
+
+        Args:
+            client: Who asks (a session id); leases are fair across clients.
+            shape: The worker's resources.
+            backend_id: The backend the chunk belongs to, for ``cap``.
+            cap: Most workers this backend may hold at once, or ``None``.
+            request_id: Names the request for :meth:`cancel_lease`.
+
+        Raises:
+            BackendUnavailableError: no node could place the shape within the placement
+                timeout, or its workers kept dying while they started.
+        """
+        self._ensure_loop()
+        future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(request_id, client, shape, backend_id, cap, future)
+        queues = self._waiting.setdefault(shape, collections.OrderedDict())
+        queues.setdefault(client, collections.deque()).append(waiter)
+        self._dispatch(shape)
+        return await future
+
+    async def release(self, worker_id: str) -> None:
+        """Give a leased worker back; it serves the next waiter or goes idle."""
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            return
+        worker.client, worker.backend_id, worker.request_id = None, None, None
+        worker.idle_since = time.monotonic()
+        self._dispatch(worker.shape)
+
+    async def cancel_lease(self, request_id: str) -> None:
+        """Withdraw a waiting lease request; if it was granted already, release its worker."""
+        for queues in self._waiting.values():
+            for queue in queues.values():
+                for waiter in queue:
+                    if waiter.request_id == request_id:
+                        queue.remove(waiter)
+                        waiter.future.cancel()
+                        return
+        for worker in self._workers.values():
+            if worker.request_id == request_id:
+                await self.release(worker.worker_id)
+                return
+
+    async def warm(self, shape: Shape, count: int, timeout_s: float) -> int:
+        """Start workers of ``shape`` until ``count`` run (as far as the cluster places them);
+        wait up to ``timeout_s`` for them. Returns how many run."""
+        self._ensure_loop()
+        have = [w for w in self._workers.values() if w.shape == shape]
+        for _ in range(count - len(have)):
+            node_id = self._node_for(shape)
+            if node_id is None:
+                break
+            self._start_worker(shape, node_id)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            mine = [w for w in self._workers.values() if w.shape == shape]
+            if all(w.ready for w in mine):
+                break
+            await asyncio.sleep(0.05)
+        return sum(1 for w in self._workers.values() if w.shape == shape and w.ready)
+
+    async def status(self) -> PoolStatus:
+        """The workers, the waiting leases and the grants so far."""
+        waiting: collections.Counter[str] = collections.Counter()
+        for queues in self._waiting.values():
+            for client, queue in queues.items():
+                waiting[client] += len(queue)
+        return PoolStatus(
+            workers=[
+                WorkerStatus(
+                    worker_id=w.worker_id,
+                    num_cpus=w.shape.num_cpus,
+                    num_gpus=w.shape.num_gpus,
+                    node_id=w.node_id,
+                    state="starting" if not w.ready else ("busy" if w.client else "idle"),
+                    client=w.client,
+                )
+                for w in self._workers.values()
+            ],
+            waiting=dict(waiting),
+            grants=dict(self._grants),
+            replaced=self._replaced,
+            config={
+                "idle_s": self._config.idle_s,
+                "placement_timeout_s": self._config.placement_timeout_s,
+            },
+        )
+
+    async def shutdown(self) -> None:
+        """Stop every worker, fail waiting leases and exit."""
+        self._fail_all(BackendUnavailableError("The raysession worker pool was shut down."))
+        await self._exit()
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _held_by(self, backend_id: str) -> int:
+        return sum(1 for w in self._workers.values() if w.backend_id == backend_id)
+
+    def _next_waiter(self, shape: Shape) -> _Waiter | None:
+        """The next waiter of ``shape`` to serve: clients in turn, FIFO within each."""
+        queues = self._waiting.get(shape)
+        if not queues:
+            return None
+        for client in list(queues):
+            queue = queues[client]
+            while queue and queue[0].future.done():
+                queue.popleft()
+            if not queue:
+                del queues[client]
+                continue
+            head = queue[0]
+            if head.cap is not None and self._held_by(head.backend_id) >= head.cap:
+                continue
+            return head
+        return None
+
+    def _dispatch(self, shape: Shape) -> None:
+        """Grant idle workers to waiters, then start workers for the demand left."""
+        while True:
+            waiter = self._next_waiter(shape)
+            if waiter is None:
+                break
+            idle = next(
+                (
+                    w
+                    for w in self._workers.values()
+                    if w.shape == shape and w.ready and w.client is None
+                ),
+                None,
+            )
+            if idle is None:
+                break
+            queues = self._waiting[shape]
+            queues[waiter.client].popleft()
+            queues.move_to_end(waiter.client)  # the client served goes last
+            idle.client, idle.backend_id = waiter.client, waiter.backend_id
+            idle.request_id = waiter.request_id
+            self._grants[waiter.client] += 1
+            waiter.future.set_result(Lease(idle.worker_id, next(self._sequence)))
+        self._start_for(shape)
+
+    def _demand(self, shape: Shape) -> int:
+        queues = self._waiting.get(shape)
+        if not queues:
+            return 0
+        return sum(1 for queue in queues.values() for w in queue if not w.future.done())
+
+    def _start_for(self, shape: Shape) -> None:
+        starting = sum(1 for w in self._workers.values() if w.shape == shape and not w.ready)
+        wanted = self._demand(shape) - starting
+        placed_any = False
+        for _ in range(max(0, wanted)):
+            node_id = self._node_for(shape)
+            if node_id is None:
+                self._unplaceable_since.setdefault(shape, time.monotonic())
+                break
+            self._start_worker(shape, node_id)
+            placed_any = True
+        if placed_any or wanted <= 0:
+            self._unplaceable_since.pop(shape, None)
+        self._publish_demand()
+
+    def _node_for(self, shape: Shape) -> str | None:
+        """The alive node with the most CPUs left by the pool's own count, if one fits."""
+        used: dict[str, float] = collections.defaultdict(float)
+        used_gpu: dict[str, float] = collections.defaultdict(float)
+        for worker in self._workers.values():
+            used[worker.node_id] += worker.shape.num_cpus
+            used_gpu[worker.node_id] += worker.shape.num_gpus
+        best, best_free = None, -1.0
+        for node in _nodes():
+            if not node.get("Alive"):
+                continue
+            total = node.get("Resources", {})
+            node_id = node["NodeID"]
+            free_cpu = total.get("CPU", 0.0) - used[node_id]
+            free_gpu = total.get("GPU", 0.0) - used_gpu[node_id]
+            if free_cpu + 1e-9 >= shape.num_cpus and free_gpu + 1e-9 >= shape.num_gpus:
+                if free_cpu > best_free:
+                    best, best_free = node_id, free_cpu
+        return best
+
+    def _start_worker(self, shape: Shape, node_id: str) -> None:
+        from ._aer_worker import AerWorker  # the pool itself never imports Aer
+
+        worker_id = actor_name("aer", uuid.uuid4().hex[:12])
+        options: dict[str, Any] = {
+            "name": worker_id,
+            "namespace": NAMESPACE,
+            "num_cpus": 0,
+            "max_restarts": 0,
+            "max_task_retries": 0,
+        }
+        pg = None
+        if shape.num_gpus:
+            # GPUs are held for real, through a placement group the autoscaler sees.
+            pg = placement_group([{"GPU": shape.num_gpus}], strategy="STRICT_PACK")
+            options["num_gpus"] = shape.num_gpus
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(pg)
+        else:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        actor_cls: Any = ray.remote(concurrency_groups={"join": 1, "watch": 1})(  # type: ignore[call-overload]
+            AerWorker
+        )
+        handle = actor_cls.options(**options).remote(worker_id, shape.num_cpus)
+        worker = _Worker(worker_id, shape, node_id, handle, pg=pg)
+        self._workers[worker_id] = worker
+        logger.info("pool starts worker %s %s on node %s", worker_id, shape, node_id[:8])
+        asyncio.get_running_loop().create_task(self._supervise(worker))
+
+    async def _supervise(self, worker: _Worker) -> None:
+        """Wait for the worker to start, then for its death; replace it on demand."""
+        cfg = self._config
+        try:
+            if worker.pg is not None:
+                ready, _ = await asyncio.wait(
+                    [asyncio.ensure_future(worker.pg.ready())], timeout=cfg.placement_timeout_s
+                )
+                if not ready:
+                    raise TimeoutError
+            await asyncio.wait_for(
+                asyncio.ensure_future(worker.handle.worker_id.remote()), _START_S
+            )
+        except (TimeoutError, RayError) as exc:
+            self._forget(worker)
+            ray.kill(worker.handle, no_restart=True)
+            alive = any(w.shape == worker.shape and w.ready for w in self._workers.values())
+            if isinstance(exc, TimeoutError) and worker.pg is not None:
+                if not alive:
+                    self._fail_shape(worker.shape, self._unplaceable_error(worker.shape))
+            else:
+                self._start_failures[worker.shape] += 1
+                if self._start_failures[worker.shape] >= _START_FAILURES:
+                    self._fail_shape(
+                        worker.shape,
+                        BackendUnavailableError(
+                            f"Aer workers of shape {worker.shape.resources()} died "
+                            f"{_START_FAILURES} times while starting ({exc!r})."
+                        ),
+                    )
+                    self._start_failures[worker.shape] = 0
+            self._dispatch(worker.shape)
+            return
+        self._start_failures[worker.shape] = 0
+        worker.ready, worker.idle_since = True, time.monotonic()
+        self._dispatch(worker.shape)
+        try:
+            await worker.handle.watch.remote()
+        except (RayActorError, RayError):
+            pass
+        if self._workers.get(worker.worker_id) is worker:
+            logger.info("pool worker %s died; replacing it on demand", worker.worker_id)
+            self._replaced += 1
+            self._forget(worker)
+            self._dispatch(worker.shape)
+
+    def _forget(self, worker: _Worker) -> None:
+        self._workers.pop(worker.worker_id, None)
+        if worker.pg is not None:
+            remove_placement_group(worker.pg)
+
+    def _fail_shape(self, shape: Shape, error: BackendUnavailableError) -> None:
+        for queue in self._waiting.pop(shape, {}).values():
+            for waiter in queue:
+                if not waiter.future.done():
+                    waiter.future.set_exception(error)
+        self._unplaceable_since.pop(shape, None)
+
+    def _fail_all(self, error: BackendUnavailableError) -> None:
+        for shape in list(self._waiting):
+            self._fail_shape(shape, error)
+
+    def _unplaceable_error(self, shape: Shape) -> BackendUnavailableError:
+        nodes = [n.get("Resources", {}) for n in _nodes() if n.get("Alive")]
+        largest = {
+            "CPU": max((r.get("CPU", 0.0) for r in nodes), default=0.0),
+            "GPU": max((r.get("GPU", 0.0) for r in nodes), default=0.0),
+        }
+        return BackendUnavailableError(
+            f"No node could place an Aer worker needing {shape.resources()} within "
+            f"{self._config.placement_timeout_s:g} s ({PLACEMENT_ENV}); the largest node has "
+            f"{largest['CPU']:g} CPUs and {largest['GPU']:g} GPUs. Lower num_cpus_per_worker "
+            "/ num_gpus_per_worker, or add nodes that have them."
+        )
+
+    def _publish_demand(self) -> None:
+        """Tell Ray's autoscaler (if any) about the workers the pool would start."""
+        bundles: list[dict[str, float]] = []
+        for shape in self._unplaceable_since:
+            bundles += [shape.resources()] * self._demand(shape)
+        for worker in self._workers.values():
+            bundles.append(worker.shape.resources())
+        if not self._unplaceable_since:
+            bundles = []
+        if bundles != self._requested:
+            self._requested = bundles
+            from ray.autoscaler.sdk import request_resources
+
+            request_resources(bundles=bundles)
+
+    # ----------------------------------------------------------------- housekeeping
+
+    def _ensure_loop(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._housekeep())
+
+    async def _housekeep(self) -> None:
+        """Release idle workers, time out unplaceable shapes, free leases of dead
+        sessions, and exit when nothing is left to do."""
+        tick = min(1.0, self._config.idle_s / 4, self._config.placement_timeout_s / 4)
+        while not self._exiting:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for worker in list(self._workers.values()):
+                if worker.ready and worker.client is None:
+                    if now - worker.idle_since >= self._config.idle_s:
+                        logger.info("pool releases idle worker %s", worker.worker_id)
+                        self._forget(worker)
+                        ray.kill(worker.handle, no_restart=True)
+            for shape, since in list(self._unplaceable_since.items()):
+                if self._node_for(shape) is not None:
+                    self._dispatch(shape)
+                elif now - since >= self._config.placement_timeout_s:
+                    self._fail_shape(shape, self._unplaceable_error(shape))
+                    self._publish_demand()
+            busy = [w for w in self._workers.values() if w.client is not None]
+            if busy or not self._workers:
+                sessions = _live_sessions()
+                for worker in busy:
+                    if worker.client not in sessions:
+                        # The session died holding the lease: the worker is free again.
+                        await self.release(worker.worker_id)
+                if not self._workers and not any(self._demand(s) for s in self._waiting):
+                    if not sessions:
+                        await self._exit()
+
+    async def _exit(self) -> None:
+        self._exiting = True
+        for worker in list(self._workers.values()):
+            self._forget(worker)
+            ray.kill(worker.handle, no_restart=True)
+        if self._requested:
+            from ray.autoscaler.sdk import request_resources
+
+            request_resources(bundles=[])
+        logger.info("pool exits")
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+
+def _nodes() -> list[dict[str, Any]]:
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return nodes
+
+
+def _live_sessions() -> set[str]:
+    prefix = actor_name("session", "")
+    return {
+        entry["name"][len(prefix) :]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix)
+    }
+
+
+def pool_actor_options() -> dict[str, Any]:
+    """Ray options of the pool: named, detached, CPU-free, found or created by any process."""
+    return {
+        "name": POOL_NAME,
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "get_if_exists": True,
+        "num_cpus": 0,
+        "max_restarts": 0,
+        "max_concurrency": 10_000,
+    }
+
+
+def get_pool() -> Any:
+    """The cluster's pool actor, created here if no process has created it yet."""
+    ensure_ray()
+    actor_cls: Any = ray.remote(PoolActor)
+    return actor_cls.options(**pool_actor_options()).remote(PoolConfig.from_env())
+
+
+def pool_status() -> PoolStatus:
+    """The cluster's Aer workers (by shape, busy or idle) and the leases waiting for them.
+
+    Starts nothing: with no pool running, the status is empty.
+    """
+    ensure_ray()
+    try:
+        pool: Any = ray.get_actor(POOL_NAME, namespace=NAMESPACE)
+        found: PoolStatus = ray.get(pool.status.remote())
+    except (ValueError, RayActorError):
+        found = PoolStatus.model_validate(
+            {"workers": [], "waiting": {}, "grants": {}, "replaced": 0, "config": {}}
+        )
+    return found
+
+
+def shutdown_pool() -> None:
+    """Stop the cluster's pool and its workers now (they start again on the next job)."""
+    ensure_ray()
+    try:
+        pool: Any = ray.get_actor(POOL_NAME, namespace=NAMESPACE)
+        ray.get(pool.shutdown.remote())
+    except (ValueError, RayActorError):
+        pass
