@@ -30,9 +30,9 @@ def ray_cluster() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def backend(ray_cluster: None) -> Iterator[AerBackend]:
-    """Two Aer worker actors shared by the module's tests."""
-    pool = AerBackend(num_workers=2)
-    pool.wait_ready(timeout=120)
+    """An Aer backend whose two workers are started before the module's tests."""
+    pool = AerBackend(max_workers=2)
+    assert pool.warm_up(timeout=120) == 2
     try:
         yield pool
     finally:

@@ -144,7 +144,7 @@ def example_runs(
 
 @pytest.fixture(scope="module", autouse=True)
 def small_pools() -> Iterator[None]:
-    """One worker per named pool, so two names' pools fit in the module's 2 CPUs."""
+    """Cap each backend name at one worker (RAYSESSION_BACKEND_NUM_WORKERS)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAYSESSION_BACKEND_NUM_WORKERS", "1")
         yield
@@ -158,7 +158,7 @@ def provider(ray_cluster: None, small_pools: None) -> RayProvider:
 @pytest.fixture(scope="module")
 def qasm(provider: RayProvider) -> RayBackend:
     backend = provider.get_backend(QASM)
-    backend.aer_backend.wait_ready(timeout=120)
+    backend.aer_backend.warm_up(timeout=120)
     return backend
 
 
@@ -342,7 +342,7 @@ def test_open_session_max_time_bounds(qasm, monkeypatch):
         qasm.close_session()
 
 
-def test_another_method_name_runs_on_its_own_pool(provider, qasm):
+def test_another_method_name_runs_its_own_aer_options_on_the_shared_pool(provider, qasm):
     statevector = provider.get_backend("aer_simulator_statevector")
     assert statevector.aer_backend.backend_id != qasm.aer_backend.backend_id
     assert statevector.aer_backend.aer_options == {"method": "statevector"}

@@ -363,13 +363,17 @@ class PoolActor:
         self._publish_demand()
 
     def _node_for(self, shape: Shape) -> str | None:
-        """The alive node with the most CPUs left by the pool's own count, if one fits."""
+        """An alive node where the pool's own count leaves room for ``shape``: the one with
+        the fewest pool workers (so a small pool spreads over nodes), then the most free CPUs."""
         used: dict[str, float] = collections.defaultdict(float)
         used_gpu: dict[str, float] = collections.defaultdict(float)
+        count: collections.Counter[str] = collections.Counter()
         for worker in self._workers.values():
             used[worker.node_id] += worker.shape.num_cpus
             used_gpu[worker.node_id] += worker.shape.num_gpus
-        best, best_free = None, -1.0
+            count[worker.node_id] += 1
+        best: tuple[int, float] | None = None
+        best_id = None
         for node in _nodes():
             if not node.get("Alive"):
                 continue
@@ -378,9 +382,10 @@ class PoolActor:
             free_cpu = total.get("CPU", 0.0) - used[node_id]
             free_gpu = total.get("GPU", 0.0) - used_gpu[node_id]
             if free_cpu + 1e-9 >= shape.num_cpus and free_gpu + 1e-9 >= shape.num_gpus:
-                if free_cpu > best_free:
-                    best, best_free = node_id, free_cpu
-        return best
+                rank = (count[node_id], -free_cpu)
+                if best is None or rank < best:
+                    best, best_id = rank, node_id
+        return best_id
 
     def _start_worker(self, shape: Shape, node_id: str) -> None:
         from ._aer_worker import AerWorker  # the pool itself never imports Aer
@@ -571,6 +576,8 @@ def pool_actor_options() -> dict[str, Any]:
         "lifetime": "detached",
         "get_if_exists": True,
         "num_cpus": 0,
+        # On the head node, which lives as long as the cluster: the workers die with the pool.
+        "resources": {"node:__internal_head__": 0.001},
         "max_restarts": 0,
         "max_concurrency": 10_000,
     }

@@ -404,6 +404,7 @@ class AerBackend:
 # ----------------------------------------------------------------- per process
 
 _pool_handle: Any = None
+_pool_connection: tuple[str, str] | None = None
 _sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = (
     collections.OrderedDict()
 )
@@ -467,7 +468,14 @@ def _give_back(lease: Lease) -> None:
 
 
 def _pool() -> Any:
-    global _pool_handle
+    """The pool's handle, found (or created) once per Ray connection of this process."""
+    global _pool_handle, _pool_connection
+    context = ray.get_runtime_context()
+    connection = (context.get_node_id(), context.get_job_id())
+    if connection != _pool_connection:
+        # A new ray.init(): handles and what was sent belong to the old cluster.
+        _reset_pool()
+        _pool_connection = connection
     if _pool_handle is None:
         _pool_handle = get_pool()
     return _pool_handle
@@ -477,6 +485,8 @@ def _reset_pool() -> None:
     global _pool_handle
     _pool_handle = None
     _sent.clear()
+    _handles.clear()
+    _granted.clear()
 
 
 def _to_ship(worker_id: str, keys: list[str], resend: set[str]) -> set[str]:
