@@ -42,3 +42,107 @@ def slow_pub(num_sets: int = 400) -> tuple[QuantumCircuit, str, np.ndarray]:
 
 # Options that keep a slow PUB on one worker, so one job occupies exactly one worker.
 ONE_CHUNK = {"default_precision": 0.0, "chunk_size": 100_000}
+
+
+# ------------------------------------------------------------------ signals the tests control
+
+GATE_NAMESPACE = "raysession-tests"
+
+
+class Gate:
+    """A signal a test controls: each caller of :meth:`enter` waits for a permit.
+
+    Run as a threaded named actor (see :func:`new_gate`), so many callers can wait at once.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._cond = threading.Condition()
+        self._permits = 0
+        self._entered = 0
+        self._passed = 0
+
+    def enter(self) -> None:
+        with self._cond:
+            self._entered += 1
+            self._cond.wait_for(lambda: self._permits > 0)
+            self._permits -= 1
+            self._passed += 1
+
+    def allow(self, permits: int = 1) -> None:
+        with self._cond:
+            self._permits += permits
+            self._cond.notify_all()
+
+    def counts(self) -> tuple[int, int]:
+        """(callers that entered, callers that passed)."""
+        with self._cond:
+            return self._entered, self._passed
+
+
+def new_gate():
+    """A fresh named :class:`Gate` actor and its name."""
+    import uuid
+
+    import ray
+
+    name = f"gate-{uuid.uuid4().hex[:8]}"
+    handle = (
+        ray.remote(Gate)
+        .options(name=name, namespace=GATE_NAMESPACE, max_concurrency=64, num_cpus=0)
+        .remote()
+    )
+    return handle, name
+
+
+def _in_aer_worker() -> bool:
+    import ray
+
+    return ray.is_initialized() and (ray.get_runtime_context().get_actor_name() or "").startswith(
+        "aer-"
+    )
+
+
+def _pass_gate(gate_name: str, circuit: QuantumCircuit) -> QuantumCircuit:
+    """Unpickling a gated circuit: in an Aer worker, wait at the gate first."""
+    if _in_aer_worker():
+        import ray
+
+        ray.get(ray.get_actor(gate_name, namespace=GATE_NAMESPACE).enter.remote())
+    return circuit
+
+
+def _crash_worker(circuit: QuantumCircuit) -> QuantumCircuit:
+    """Unpickling a crashing circuit: an Aer worker process exits on the spot."""
+    if _in_aer_worker():
+        import os
+
+        os._exit(1)
+    return circuit
+
+
+class _Reducing(QuantumCircuit):
+    """A real circuit whose unpickling first calls a function (set per instance)."""
+
+    def __reduce__(self):  # type: ignore[override]
+        return self._reduce_with  # type: ignore[attr-defined]
+
+
+def gated(circuit: QuantumCircuit, gate_name: str) -> QuantumCircuit:
+    """``circuit``, made so that a worker unpickling it waits at the gate ``gate_name``.
+
+    With ``circuit_cache=False`` every chunk unpickles its circuit, so every chunk waits.
+    """
+    wrapped = circuit.copy()
+    wrapped.__class__ = _Reducing
+    wrapped._reduce_with = (_pass_gate, (gate_name, circuit))  # type: ignore[attr-defined]
+    return wrapped
+
+
+def crashing(circuit: QuantumCircuit) -> QuantumCircuit:
+    """``circuit``, made so that a worker unpickling it exits (a crash of the simulation)."""
+    wrapped = circuit.copy()
+    wrapped.__class__ = _Reducing
+    wrapped._reduce_with = (_crash_worker, (circuit,))  # type: ignore[attr-defined]
+    return wrapped

@@ -1,8 +1,17 @@
-"""Scale-out on a real two-node Ray cluster (``ray.cluster_utils.Cluster``), and cluster.yaml."""
+"""The worker pool on a real three-node Ray cluster (issue 7: a head and 2 nodes), and cluster.yaml.
+
+The cluster is ``ray.cluster_utils.Cluster`` in this process: a head node (the driver's, the
+pool's and, opened from the driver, the sessions') and two worker nodes of 2 CPUs each. Slow
+work is held at a gate the test opens (``tests.helpers``); the gates live on the head, so they
+survive the nodes the tests remove.
+"""
 
 from __future__ import annotations
 
+import collections
+import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,72 +31,147 @@ from raysession import (
     AerBackend,
     BackendUnavailableError,
     EstimatorV2,
+    JobTimeoutError,
     SamplerV2,
     Session,
+    pool_status,
+    shutdown_pool,
 )
-from tests.conftest import wait_for
-from tests.helpers import ansatz, bell, slow_pub, values
+from tests.conftest import live_raysession_actors, wait_for
+from tests.helpers import GATE_NAMESPACE, Gate, ansatz, bell, gated, observable, values
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The head has CPUs to spare, so a worker actor lost with the other node restarts on it.
-HEAD_CPUS = 4
-WORKER_CPUS = 2
+HEAD_CPUS = 2
+NODE_CPUS = 2
+PLACEMENT_S = 5.0
+# Every chunk unpickles its circuit, so every chunk of a gated PUB waits at the gate.
+GATED = {"default_precision": 0.0, "circuit_cache": False}
 
 
 @dataclass
-class TwoNodes:
-    """The module's cluster: a head node (this driver's) and one worker node."""
+class Nodes:
+    """The module's cluster: the head node (this driver's) and two worker nodes."""
 
     cluster: Cluster
     dashboard: str
-    worker: Any
-    """The worker node, as ``Cluster.add_node`` returned it."""
+    workers: list[Any]
+    """The worker nodes, as ``Cluster.add_node`` returned them."""
 
     @property
     def head_id(self) -> str:
         return self.cluster.head_node.node_id
 
     @property
-    def worker_id(self) -> str:
-        return self.worker.node_id
+    def worker_ids(self) -> list[str]:
+        return [node.node_id for node in self.workers]
 
-    def replace_worker(self) -> None:
+    @property
+    def all_ids(self) -> set[str]:
+        return {self.head_id, *self.worker_ids}
+
+    def remove(self, index: int, *, crash: bool) -> str:
+        """Remove worker node ``index`` (a crash kills its processes at once); its id."""
+        node = self.workers[index]
+        self.cluster.remove_node(node, allow_graceful=not crash)
+        return node.node_id
+
+    def replace(self, index: int) -> None:
         """Start a fresh worker node in place of a removed one."""
-        self.worker = self.cluster.add_node(num_cpus=WORKER_CPUS)
+        self.workers[index] = self.cluster.add_node(num_cpus=NODE_CPUS)
         self.cluster.wait_for_nodes()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_cluster() -> Iterator[TwoNodes]:
-    """Overrides conftest's single-node Ray: a head node and a worker node, in this process.
+def ray_cluster() -> Iterator[Nodes]:
+    """Overrides conftest's single-node Ray: a head and two worker nodes, in this process.
 
-    Node death is noticed after about 3 s of missed health checks (15 s by default). The
-    dashboard serves Ray's state API, which tells which node each actor runs on.
+    The short placement timeout is in the environment before Ray starts, so every Ray
+    process (and so the pool, whoever creates it) reads it. Node death is noticed after
+    about 3 s of missed health checks (15 s by default). The dashboard serves Ray's state
+    API, which tells the node of a session actor.
     """
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": HEAD_CPUS,
-            "include_dashboard": True,
-            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
-        },
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAYSESSION_PLACEMENT_TIMEOUT_S", str(PLACEMENT_S))
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": HEAD_CPUS,
+                "include_dashboard": True,
+                "_system_config": {
+                    "health_check_period_ms": 1000,
+                    "health_check_failure_threshold": 3,
+                },
+            },
+        )
+        try:
+            workers = [cluster.add_node(num_cpus=NODE_CPUS) for _ in range(2)]
+            cluster.wait_for_nodes()
+            # Cluster records itself as the current cluster; connect to it by its address.
+            context = ray.init(address=cluster.address, logging_level="warning")
+            yield Nodes(cluster, f"http://{context.dashboard_url}", workers)
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+
+
+@pytest.fixture
+def nodes(ray_cluster: Nodes) -> Nodes:
+    """The cluster, with the pool stopped so that the test starts with no Aer worker."""
+    shutdown_pool()
+    wait_for(lambda: not any(n == "pool" or n.startswith("aer-") for n in live_raysession_actors()))
+    return ray_cluster
+
+
+@pytest.fixture
+def gate(nodes: Nodes) -> Iterator[tuple[Any, str]]:
+    """A fresh gate on the head node (which no test removes), and its name."""
+    name = f"gate-{uuid.uuid4().hex[:8]}"
+    handle = (
+        ray.remote(Gate)
+        .options(
+            name=name,
+            namespace=GATE_NAMESPACE,
+            max_concurrency=64,
+            num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(nodes.head_id, soft=False),
+        )
+        .remote()
     )
     try:
-        worker = cluster.add_node(num_cpus=WORKER_CPUS)
-        cluster.wait_for_nodes()
-        # Cluster records itself as the current cluster; connect to it by its address.
-        context = ray.init(address=cluster.address, logging_level="warning")
-        yield TwoNodes(cluster, f"http://{context.dashboard_url}", worker)
+        yield handle, name
     finally:
-        ray.shutdown()
-        cluster.shutdown()
+        # Let anything still waiting go before the gate goes.
+        ray.get(handle.allow.remote(1000))
+        ray.kill(handle)
 
 
-def actor_nodes(nodes: TwoNodes) -> dict[str, str]:
-    """The node id of every live raysession actor, by actor name."""
+def entered(gate: Any) -> int:
+    """Chunks that reached the gate so far."""
+    return int(ray.get(gate.counts.remote())[0])
+
+
+def node_cpus() -> dict[str, float]:
+    """The CPUs of each live node, by node id."""
+    return {
+        node["NodeID"]: node["Resources"].get("CPU", 0.0)
+        for node in ray.nodes()  # type: ignore[no-untyped-call]
+        if node["Alive"]
+    }
+
+
+def worker_cpus_by_node() -> dict[str, float]:
+    """The CPUs the pool's workers use on each node."""
+    used: dict[str, float] = collections.defaultdict(float)
+    for worker in pool_status().workers:
+        used[worker.node_id] += worker.num_cpus
+    return dict(used)
+
+
+def actor_nodes(nodes: Nodes) -> dict[str, str]:
+    """The node id of every live raysession actor, by actor name (Ray's state API)."""
     actors = list_actors(
         address=nodes.dashboard,
         filters=[("ray_namespace", "=", "raysession"), ("state", "=", "ALIVE")],
@@ -97,37 +181,67 @@ def actor_nodes(nodes: TwoNodes) -> dict[str, str]:
     return {actor.name: actor.node_id for actor in actors}
 
 
-@ray.remote(num_cpus=0)
-def _open_session(backend: AerBackend) -> Session:
-    return Session(backend=backend)
+def session_node(session: Session, nodes: Nodes) -> str | None:
+    return actor_nodes(nodes).get(f"session-{session.session_id}")
 
 
-def session_on(node_id: str, backend: AerBackend, nodes: TwoNodes) -> Session:
-    """A session whose actor runs on ``node_id``: opened by a task pinned there.
+def session_off_the_head(nodes: Nodes) -> tuple[Session, int]:
+    """A session whose actor runs on a worker node, and that node's index.
 
-    A session actor is placed softly on the node of the process that creates it;
-    Ray may still spill it, so try a few times.
+    A session actor is placed (softly) on the node of the process that opens it, but Ray
+    2.60 spreads CPU-free actors whatever their soft affinity: open sessions from the
+    driver until one lands on a worker node.
     """
-    pinned = NodeAffinitySchedulingStrategy(node_id, soft=False)
     placed = []
-    for _ in range(10):
-        session = ray.get(_open_session.options(scheduling_strategy=pinned).remote(backend))
-        placed.append(actor_nodes(nodes).get(f"session-{session.session_id}"))
-        if placed[-1] == node_id:
-            return session
+    for _ in range(20):
+        session = Session(backend=AerBackend())
+        placed.append(session_node(session, nodes))
+        if placed[-1] in nodes.worker_ids:
+            return session, nodes.worker_ids.index(placed[-1])
         session.close()
-    raise AssertionError(f"no session actor was placed on node {node_id}; they went to {placed}")
+    raise AssertionError(f"no session actor was placed on a worker node; they went to {placed}")
 
 
-def workers_by_node(pool: AerBackend, nodes: TwoNodes) -> dict[str, str]:
-    """The node id of each of the pool's workers ("not alive" while one restarts)."""
-    placement = actor_nodes(nodes)
-    return {name: placement.get(name, "not alive") for name in pool.worker_ids()}
+def other_worker_node(session: Session, nodes: Nodes) -> int:
+    """The index of a worker node that the session's actor does not run on."""
+    on = session_node(session, nodes)
+    assert on in nodes.all_ids, on
+    return next(i for i, node_id in enumerate(nodes.worker_ids) if node_id != on)
 
 
-def wait_for_workers_on(node_ids: set[str], pool: AerBackend, nodes: TwoNodes) -> None:
-    """Wait until every worker of the pool is alive, and the nodes they run on are ``node_ids``."""
-    wait_for(lambda: set(workers_by_node(pool, nodes).values()) == node_ids, timeout=60)
+def requested_bundles() -> list[dict[str, float]]:
+    """The resource bundles last asked of Ray's autoscaler with ``request_resources``."""
+    from ray.autoscaler.v2.utils import is_autoscaler_v2
+
+    if is_autoscaler_v2():
+        from ray.autoscaler.v2.sdk import get_cluster_resource_state
+
+        state = get_cluster_resource_state(ray._private.worker.global_worker.gcs_client)
+        return [
+            dict(by_count.request.resources_bundle)
+            for constraint in state.cluster_resource_constraints
+            for by_count in constraint.resource_requests
+            for _ in range(by_count.count)
+        ]
+    from ray._private.ray_constants import AUTOSCALER_RESOURCE_REQUEST_CHANNEL
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    raw = _internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)
+    return json.loads(raw) if raw else []
+
+
+def sweep(gate_name: str, num_sets: int) -> tuple[Any, Any, np.ndarray]:
+    """A gated estimator PUB of ``num_sets`` parameter sets."""
+    circuit = ansatz(4)
+    return (gated(circuit, gate_name), observable(4), values(circuit, num_sets))
+
+
+def check_sweep(result: Any, num_sets: int) -> None:
+    """The numbers of :func:`sweep` equal qiskit_aer's own estimator."""
+    circuit = ansatz(4)
+    expected = AerEstimatorV2().run([(circuit, observable(4), values(circuit, num_sets))]).result()
+    assert result.data.evs.shape == (num_sets,)
+    np.testing.assert_allclose(result.data.evs, expected[0].data.evs, atol=1e-12)
 
 
 # ------------------------------------------------------------------ cluster.yaml
@@ -158,14 +272,80 @@ def test_cluster_yaml_is_a_valid_launcher_config_that_installs_raysession_everyw
     assert "RAY_AUTH_MODE" not in (REPO / "cluster.yaml").read_text()
 
 
-# ------------------------------------------------------------------ two nodes
+# ------------------------------------------------------------------ placement
 
 
-def test_pool_of_two_workers_spreads_over_both_nodes(ray_cluster):
-    with AerBackend(num_workers=2) as pool:
-        pool.wait_ready(timeout=120)
-        placement = workers_by_node(pool, ray_cluster)
-        assert set(placement.values()) == {ray_cluster.head_id, ray_cluster.worker_id}, placement
+def test_a_job_of_three_chunks_gets_one_worker_on_each_of_the_three_nodes(nodes, gate):
+    handle, name = gate
+    with Session(backend=AerBackend()) as session:
+        job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 2}).run([sweep(name, 6)])
+        wait_for(lambda: entered(handle) == 3, timeout=180)
+        workers = pool_status().workers
+        # Spread, not packed: two CPUs of the head would have held two of them.
+        assert sorted(w.node_id for w in workers) == sorted(nodes.all_ids), workers
+        assert {w.state for w in workers} == {"busy"}
+        handle.allow.remote(3)
+        check_sweep(job.result(timeout=180)[0], 6)
+        assert job.metrics()["num_chunks"] == 3
+
+
+def test_a_sweep_wider_than_the_cluster_never_runs_more_worker_cpus_on_a_node_than_it_has(
+    nodes, gate
+):
+    handle, name = gate
+    cpus = node_cpus()
+    capacity = int(sum(cpus.values()))
+    with Session(backend=AerBackend()) as session:
+        # Two chunks more than the cluster has CPUs: they wait for a worker to finish.
+        job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 1}).run(
+            [sweep(name, capacity + 2)]
+        )
+        wait_for(lambda: entered(handle) == capacity, timeout=240)
+        status = pool_status()
+        assert len(status.workers) == capacity, status.workers
+        assert worker_cpus_by_node() == cpus
+        assert status.waiting == {session.session_id: 2}
+        # The autoscaler is asked for room for the two; they wait as long as the chunks
+        # ahead of them run, the placement timeout being for shapes that cannot run at all.
+        wait_for(lambda: requested_bundles() == [{"CPU": 1.0}] * (capacity + 2))
+        with pytest.raises(JobTimeoutError):
+            job.result(timeout=PLACEMENT_S * 3)
+        handle.allow.remote(capacity + 2)
+        check_sweep(job.result(timeout=180)[0], capacity + 2)
+        assert entered(handle) == capacity + 2
+        assert len(pool_status().workers) == capacity
+        assert requested_bundles() == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "bundle"),
+    [
+        ({"num_cpus_per_worker": 64}, {"CPU": 64.0}),
+        ({"device": "GPU", "num_gpus_per_worker": 1}, {"CPU": 1.0, "GPU": 1.0}),
+    ],
+    ids=["64-cpus", "a-gpu"],
+)
+def test_a_shape_no_node_can_place_asks_the_autoscaler_then_fails_naming_the_resources(
+    nodes, shape, bundle
+):
+    with Session(backend=AerBackend(**shape)) as session:
+        job = EstimatorV2(mode=session, options={"default_precision": 0}).run([(bell(False), "ZZ")])
+        # While the job waits, the autoscaler is asked for a node that has the shape.
+        wait_for(lambda: requested_bundles() == [bundle], timeout=PLACEMENT_S * 6)
+        assert not job.in_final_state()
+        status = pool_status()
+        assert status.config["placement_timeout_s"] == PLACEMENT_S
+        assert status.workers == [] and status.waiting == {session.session_id: 1}
+        needing = re.escape(f"needing {bundle} within {PLACEMENT_S:g} s")
+        with pytest.raises(BackendUnavailableError, match=needing):
+            job.result(timeout=PLACEMENT_S * 20)
+        assert job.status() == "ERROR"
+        # Nothing is asked for once no job waits; the session goes on.
+        wait_for(lambda: requested_bundles() == [])
+        assert session.status() == "In progress, accepting new jobs"
+
+
+# ------------------------------------------------------------------ sessions across nodes
 
 
 @ray.remote(num_cpus=0)
@@ -175,111 +355,96 @@ def _bell_zz_in_session(session_id: str) -> tuple[str, float]:
     return ray.get_runtime_context().get_node_id(), float(job.result(timeout=120)[0].data.evs)
 
 
-def test_session_made_by_the_driver_runs_jobs_from_a_task_on_the_other_node(ray_cluster):
-    on_worker_node = NodeAffinitySchedulingStrategy(ray_cluster.worker_id, soft=False)
-    with AerBackend(num_workers=2) as pool, Session(backend=pool) as session:
-        task = _bell_zz_in_session.options(scheduling_strategy=on_worker_node)
+def test_session_made_by_the_driver_runs_jobs_from_a_task_on_another_node(nodes):
+    assert ray.get_runtime_context().get_node_id() == nodes.head_id
+    with Session(backend=AerBackend()) as session:
+        # A worker node that runs neither this driver nor the session's actor.
+        elsewhere = nodes.worker_ids[other_worker_node(session, nodes)]
+        task = _bell_zz_in_session.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(elsewhere, soft=False)
+        )
         node_id, zz = ray.get(task.remote(session.session_id), timeout=180)
-        assert node_id == ray_cluster.worker_id
+        assert node_id == elsewhere
         assert zz == pytest.approx(1.0)
         assert session.job_ids() and session.status() == "In progress, accepting new jobs"
 
 
-def test_seeded_job_split_over_both_nodes_gives_the_bits_of_a_one_worker_pool(ray_cluster):
+def test_seeded_job_split_over_the_nodes_gives_the_bits_of_a_one_worker_backend(nodes, gate):
+    handle, name = gate
     circuit = ansatz(3)
     circuit.measure_all()
-    pub = (circuit, values(circuit, 40), 50)
-    options = {"seed_simulator": 7, "chunk_size": 8}
-    results = {}
-    for num_workers in (1, 2):
-        with AerBackend(num_workers=num_workers) as pool, Session(backend=pool):
-            results[num_workers] = SamplerV2(options=options).run([pub]).result(timeout=180)[0]
-            placement = workers_by_node(pool, ray_cluster)
-        used = results[num_workers].metadata["raysession"]["workers"]
-        assert len(used) == 5 and set(used) == set(pool.worker_ids())
-    assert set(placement.values()) == {ray_cluster.head_id, ray_cluster.worker_id}, placement
-    np.testing.assert_array_equal(results[1].data.meas.array, results[2].data.meas.array)
-    assert results[1].data.meas.array.shape == (40, 50, 1)
+    pub = (gated(circuit, name), values(circuit, 40), 50)
+    options = {"seed_simulator": 7, "chunk_size": 8, "circuit_cache": False}
+    with Session(backend=AerBackend()):
+        spread = SamplerV2(options=options).run([pub])
+        # All five chunks at the gate at once: five workers, over every node.
+        wait_for(lambda: entered(handle) == 5, timeout=240)
+        placed = {w.worker_id: w.node_id for w in pool_status().workers}
+        assert set(placed.values()) == nodes.all_ids, placed
+        handle.allow.remote(5)
+        split = spread.result(timeout=180)[0]
+        assert set(spread.metrics()["workers"]) == set(placed)
+    with Session(backend=AerBackend(max_workers=1)):
+        handle.allow.remote(5)
+        capped = SamplerV2(options=options).run([pub])
+        one = capped.result(timeout=180)[0]
+        assert capped.metrics()["num_chunks"] == 5
+    np.testing.assert_array_equal(split.data.meas.array, one.data.meas.array)
+    assert one.data.meas.array.shape == (40, 50, 1)
 
 
-def _run_slow_job_and_remove_the_worker_node(nodes: TwoNodes, *, crash: bool):
-    """Run a 12-chunk job on a pool spread over both nodes and remove the worker node mid-job.
-
-    Returns:
-        The job's PUB, the job (final), and what its ``result()`` raised, or ``None``.
-    """
-    pub = slow_pub(1200)
-    options = {"default_precision": 0, "chunk_size": 100}
-    error = None
-    with AerBackend(num_workers=2) as pool:
-        pool.wait_ready(timeout=120)
-        # The session itself must outlive the node (see the last test for the other case).
-        with session_on(nodes.head_id, pool, nodes) as session:
-            assert set(workers_by_node(pool, nodes).values()) == {nodes.head_id, nodes.worker_id}
-            job = EstimatorV2(mode=session, options=options).run([pub])
-            wait_for(lambda: job.status() != "QUEUED")
-            assert job.status() == "RUNNING"
-            try:
-                # A crash kills the node's processes: Ray notices when its health checks fail.
-                nodes.cluster.remove_node(nodes.worker, allow_graceful=not crash)
-                try:
-                    job.result(timeout=180)
-                except Exception as exc:  # the caller asserts on it
-                    error = exc
-                # The lost worker restarts on the head, the only node left.
-                wait_for_workers_on({nodes.head_id}, pool, nodes)
-            finally:
-                nodes.replace_worker()
-            assert job.in_final_state()
-            assert session.status() == "In progress, accepting new jobs"
-    return pub, job, error
+# ------------------------------------------------------------------ nodes that die
 
 
-def _check_slow_job_result(pub, job):
-    circuit, observable, parameter_values = pub
-    result = job.result()[0]
-    assert job.status() == "DONE"
-    assert result.data.evs.shape == (1200,)
-    assert len(result.metadata["raysession"]["chunks"]) == 12
-    rows = slice(None, None, 97)  # a sample of rows from every chunk
-    expected = AerEstimatorV2().run([(circuit, observable, parameter_values[rows])]).result()
-    np.testing.assert_allclose(result.data.evs[rows], expected[0].data.evs, atol=1e-12)
-
-
-def test_job_completes_when_a_worker_node_shuts_down_mid_job(ray_cluster):
-    pub, job, error = _run_slow_job_and_remove_the_worker_node(ray_cluster, crash=False)
-    assert error is None
-    _check_slow_job_result(pub, job)
-
-
-def test_job_completes_when_a_worker_node_crashes_mid_job(
-    ray_cluster,
+@pytest.mark.parametrize("crash", [False, True], ids=["shutdown", "crash"])
+def test_workers_lost_with_a_node_are_replaced_on_the_others_and_their_chunks_run_again(
+    nodes, gate, crash
 ):
-    # Chunks are retried until their worker is back (on the head): the job completes.
-    pub, job, error = _run_slow_job_and_remove_the_worker_node(ray_cluster, crash=True)
-    assert error is None
-    _check_slow_job_result(pub, job)
-
-
-def test_job_fails_with_backend_unavailable_when_its_session_actors_node_dies(ray_cluster):
-    with AerBackend(num_workers=2) as pool:
-        pool.wait_ready(timeout=120)
-        session = session_on(ray_cluster.worker_id, pool, ray_cluster)
-        job = EstimatorV2(mode=session, options={"default_precision": 0, "chunk_size": 100}).run(
-            [slow_pub(600)]
-        )
-        wait_for(lambda: job.status() != "QUEUED")
-        assert job.status() == "RUNNING"
+    handle, name = gate
+    with Session(backend=AerBackend()) as session:
+        job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 2}).run([sweep(name, 6)])
+        wait_for(lambda: entered(handle) == 3, timeout=180)
+        first = {w.worker_id: w.node_id for w in pool_status().workers}
+        assert set(first.values()) == nodes.all_ids, first
+        # A node that holds a chunk's worker but not the session: only workers die.
+        index = other_worker_node(session, nodes)
         try:
-            ray_cluster.cluster.remove_node(ray_cluster.worker, allow_graceful=False)
-            with pytest.raises(BackendUnavailableError, match="its session or workers died"):
-                job.result(timeout=120)
-            # The pool recovers: its lost worker restarts on the head.
-            wait_for_workers_on({ray_cluster.head_id}, pool, ray_cluster)
+            lost = nodes.remove(index, crash=crash)
+            # The lost chunk runs again on a worker the pool starts where there is room.
+            wait_for(lambda: entered(handle) == 4, timeout=180)
+            status = pool_status()
+            assert status.replaced >= 1
+            placed = {w.worker_id: w.node_id for w in status.workers}
+            assert lost not in placed.values(), placed
+            assert len(placed) == 3 and set(placed) - set(first), (first, placed)
+            cpus = node_cpus()
+            assert all(used <= cpus[node] for node, used in worker_cpus_by_node().items())
+            handle.allow.remote(3)
+            check_sweep(job.result(timeout=180)[0], 6)
         finally:
-            ray_cluster.replace_worker()
-        assert job.status() == "ERROR"
-        assert session.status() == "Closed"
-        with Session(backend=pool):
-            ev = EstimatorV2(options={"default_precision": 0}).run([(bell(False), "ZZ")])
-            assert float(ev.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+            nodes.replace(index)
+        assert job.status() == "DONE"
+        assert job.metrics()["retries"] >= 1
+        assert session.status() == "In progress, accepting new jobs"
+
+
+def test_job_fails_with_backend_unavailable_when_its_session_actors_node_dies(nodes, gate):
+    handle, name = gate
+    session, index = session_off_the_head(nodes)
+    job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 2}).run([sweep(name, 6)])
+    wait_for(lambda: entered(handle) == 3, timeout=180)
+    try:
+        lost = nodes.remove(index, crash=True)
+        with pytest.raises(BackendUnavailableError, match="its session or workers died"):
+            job.result(timeout=120)
+        # The dead session's chunks still held on the other nodes finish and go nowhere.
+        handle.allow.remote(3)
+    finally:
+        nodes.replace(index)
+    assert job.status() == "ERROR"
+    assert session.status() == "Closed"
+    # The pool, on the head, serves the next session, on the nodes alive.
+    with Session(backend=AerBackend()):
+        ev = EstimatorV2(options={"default_precision": 0}).run([(bell(False), "ZZ")])
+        assert float(ev.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+    assert lost not in {w.node_id for w in pool_status().workers}

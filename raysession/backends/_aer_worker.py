@@ -93,6 +93,7 @@ class AerWorker:
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
         self._misses = 0
+        self._simulator_builds = 0
         self._stopped = threading.Event()
 
     def worker_id(self) -> str:
@@ -105,13 +106,14 @@ class AerWorker:
         self._stopped.wait()
 
     def cache_info(self) -> dict[str, int]:
-        """Circuits cached, their pickled bytes, circuits unpickled since start (misses)
-        and simulators built."""
+        """Circuits cached, their pickled bytes, circuits unpickled since start (misses),
+        simulators held and simulators built since start (one per Aer option set received)."""
         return {
             "circuits": len(self._cache),
             "bytes": self._cache_bytes,
             "misses": self._misses,
             "simulators": len(self._executors),
+            "simulator_builds": self._simulator_builds,
         }
 
     def _executor(self, request: ChunkRequest) -> AerExecutor | None:
@@ -122,6 +124,7 @@ class AerWorker:
         if request.sim_options is None:
             return None
         options: dict[str, Any] = pickle.loads(request.sim_options)
+        self._simulator_builds += 1
         options.setdefault("max_parallel_threads", self._threads)
         executor = AerExecutor(options)
         self._executors[request.sim_key] = executor

@@ -56,6 +56,8 @@ IDLE_ENV = "RAYSESSION_WORKER_IDLE_S"
 PLACEMENT_ENV = "RAYSESSION_PLACEMENT_TIMEOUT_S"
 # A shape whose workers die this many times in a row while starting fails its leases.
 _START_FAILURES = 3
+# Seconds a lease waits for a busy worker before the pool starts another.
+_START_DELAY_S = 0.1
 # Seconds a worker may take to import Aer and answer, once placed.
 _START_S = 180.0
 
@@ -185,12 +187,15 @@ class PoolActor:
         self._workers: dict[str, _Worker] = {}
         # shape -> client -> FIFO of waiters; client order rotates for fairness.
         self._waiting: dict[Shape, collections.OrderedDict[str, collections.deque[_Waiter]]] = {}
+        # Shapes with demand that no node can place: since when, and how many workers short.
         self._unplaceable_since: dict[Shape, float] = {}
+        self._short: dict[Shape, int] = {}
         self._start_failures: collections.Counter[Shape] = collections.Counter()
         self._grants: collections.Counter[str] = collections.Counter()
         self._sequence = itertools.count()
         self._replaced = 0
         self._requested: list[dict[str, float]] = []
+        self._delayed: dict[Shape, asyncio.TimerHandle] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._exiting = False
 
@@ -348,17 +353,42 @@ class PoolActor:
         return sum(1 for queue in queues.values() for w in queue if not w.future.done())
 
     def _start_for(self, shape: Shape) -> None:
+        """Start workers for the demand of ``shape`` that no starting worker will serve.
+
+        With workers of the shape running, a start waits :data:`_START_DELAY_S`: a lease
+        that a busy worker serves within that time costs no new process.
+        """
+        if not self._demand(shape):
+            self._unplaceable_since.pop(shape, None)
+            self._short.pop(shape, None)
+            self._publish_demand()
+            return
+        running = any(w.shape == shape and w.ready for w in self._workers.values())
+        if running and shape not in self._delayed:
+            self._delayed[shape] = asyncio.get_running_loop().call_later(
+                _START_DELAY_S, self._start_now, shape
+            )
+        elif not running:
+            self._start_now(shape)
+
+    def _start_now(self, shape: Shape) -> None:
+        self._delayed.pop(shape, None)
         starting = sum(1 for w in self._workers.values() if w.shape == shape and not w.ready)
-        wanted = self._demand(shape) - starting
-        placed_any = False
-        for _ in range(max(0, wanted)):
+        short = max(0, self._demand(shape) - starting)
+        while short:
             node_id = self._node_for(shape)
             if node_id is None:
-                self._unplaceable_since.setdefault(shape, time.monotonic())
                 break
             self._start_worker(shape, node_id)
-            placed_any = True
-        if placed_any or wanted <= 0:
+            short -= 1
+        if short:
+            self._short[shape] = short
+        else:
+            self._short.pop(shape, None)
+        if short and not any(w.shape == shape for w in self._workers.values()):
+            # Nothing of this shape runs or starts: its leases wait for new nodes, boundedly.
+            self._unplaceable_since.setdefault(shape, time.monotonic())
+        else:
             self._unplaceable_since.pop(shape, None)
         self._publish_demand()
 
@@ -472,6 +502,7 @@ class PoolActor:
                 if not waiter.future.done():
                     waiter.future.set_exception(error)
         self._unplaceable_since.pop(shape, None)
+        self._short.pop(shape, None)
 
     def _fail_all(self, error: BackendUnavailableError) -> None:
         for shape in list(self._waiting):
@@ -491,14 +522,13 @@ class PoolActor:
         )
 
     def _publish_demand(self) -> None:
-        """Tell Ray's autoscaler (if any) about the workers the pool would start."""
+        """Tell Ray's autoscaler (if any) the workers the pool would run if it could place
+        them: its running workers plus the shortfall. Cleared when nothing is short."""
         bundles: list[dict[str, float]] = []
-        for shape in self._unplaceable_since:
-            bundles += [shape.resources()] * self._demand(shape)
-        for worker in self._workers.values():
-            bundles.append(worker.shape.resources())
-        if not self._unplaceable_since:
-            bundles = []
+        if self._short:
+            bundles = [w.shape.resources() for w in self._workers.values()]
+            for shape, short in self._short.items():
+                bundles += [shape.resources()] * short
         if bundles != self._requested:
             self._requested = bundles
             from ray.autoscaler.sdk import request_resources
@@ -524,10 +554,11 @@ class PoolActor:
                         logger.info("pool releases idle worker %s", worker.worker_id)
                         self._forget(worker)
                         ray.kill(worker.handle, no_restart=True)
+            for shape in list(self._short):
+                if self._node_for(shape) is not None:  # a node joined or a worker went
+                    self._start_now(shape)
             for shape, since in list(self._unplaceable_since.items()):
-                if self._node_for(shape) is not None:
-                    self._dispatch(shape)
-                elif now - since >= self._config.placement_timeout_s:
+                if now - since >= self._config.placement_timeout_s:
                     self._fail_shape(shape, self._unplaceable_error(shape))
                     self._publish_demand()
             busy = [w for w in self._workers.values() if w.client is not None]

@@ -375,10 +375,19 @@ class AerBackend:
 
         They are released like any other when idle. Returns how many run.
         """
-        warmed: int = ray.get(
-            _pool().warm.remote(self._shape, self.num_workers, timeout), timeout=timeout + 30
-        )
-        return warmed
+        for attempt in range(2):
+            try:
+                warmed: int = ray.get(
+                    _pool().warm.remote(self._shape, self.num_workers, timeout),
+                    timeout=timeout + 30,
+                )
+                return warmed
+            except RayActorError:
+                # The pool exited while idle since this process last used it.
+                _reset_pool()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -487,6 +496,10 @@ def _reset_pool() -> None:
     _sent.clear()
     _handles.clear()
     _granted.clear()
+    for held in _held.values():
+        if held.timer is not None:
+            held.timer.cancel()
+    _held.clear()
 
 
 def _to_ship(worker_id: str, keys: list[str], resend: set[str]) -> set[str]:

@@ -1,0 +1,459 @@
+"""The cluster's one Aer worker pool (issue 7): descriptions, demand, fairness, healing, cleanup.
+
+Every test runs on one real ``ray.init(num_cpus=2)`` with short pool timers, set in the
+environment before Ray starts so that every Ray process (and so the pool, whoever
+creates it) reads them. Slow work is held with a gate the test opens (``tests.helpers``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+from qiskit_aer.noise import NoiseModel, depolarizing_error
+from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
+
+from raysession import (
+    AerBackend,
+    BackendUnavailableError,
+    EstimatorV2,
+    JobFailedError,
+    SamplerV2,
+    Session,
+    SessionClosedError,
+    pool_status,
+    shutdown_pool,
+)
+from tests.conftest import live_raysession_actors, wait_for
+from tests.helpers import ansatz, bell, crashing, gated, new_gate, observable, values
+
+REPO = Path(__file__).resolve().parents[1]
+IDLE_S = 4.0
+PLACEMENT_S = 3.0
+JOB_MODE_IDLE_S = 2.0
+EXACT = {"default_precision": 0.0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_cluster() -> Iterator[None]:
+    """Overrides conftest's Ray: the same 2 CPUs, with short pool timers in the environment."""
+    env = {
+        "RAYSESSION_WORKER_IDLE_S": str(IDLE_S),
+        "RAYSESSION_PLACEMENT_TIMEOUT_S": str(PLACEMENT_S),
+        "RAYSESSION_JOB_MODE_IDLE_S": str(JOB_MODE_IDLE_S),
+    }
+    if ray.is_initialized():
+        ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+def fresh_pool() -> None:
+    """Stop the pool (and its workers) so a test starts from an empty cluster."""
+    shutdown_pool()
+    wait_for(
+        lambda: not any(n == "pool" or n.startswith("aer-") for n in live_raysession_actors())
+    )
+
+
+def worker(worker_id: str):
+    return ray.get_actor(worker_id, namespace="raysession")
+
+
+def workers_of(result) -> set[str]:
+    """The workers that ran a job's chunks."""
+    return {w for pub in result for w in pub.metadata["raysession"]["workers"]}
+
+
+def bell_zz(estimator: EstimatorV2) -> float:
+    return float(estimator.run([(bell(False), "ZZ")]).result(timeout=120)[0].data.evs)
+
+
+def run_driver(script: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` as a second driver connected to this module's Ray."""
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# ------------------------------------------------------------------ backends are descriptions
+
+
+def test_backends_are_cheap_descriptions_that_start_nothing_and_pickle():
+    fresh_pool()
+    noise = NoiseModel()
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.1, 2), ["cx"])
+    backends = [AerBackend(method="stabilizer", max_workers=3) for _ in range(20)]
+    backends += [AerBackend(noise_model=noise, num_cpus_per_worker=0.5) for _ in range(20)]
+    assert live_raysession_actors() == []
+    assert pool_status().workers == []
+    copy = pickle.loads(pickle.dumps(backends[-1]))
+    assert copy.backend_id == backends[-1].backend_id
+    assert copy.shape.num_cpus == 0.5 and copy.max_workers is None
+    assert copy.aer_options["noise_model"].to_dict() == noise.to_dict()
+    assert pickle.loads(pickle.dumps(backends[0])).max_workers == 3
+
+
+def test_bad_aer_options_and_counts_raise_at_construction():
+    with pytest.raises(ValueError, match="Invalid simulation method"):
+        AerBackend(method="warp_drive")
+    with pytest.raises(ValueError, match="Invalid option"):
+        AerBackend(not_an_option=3)
+    with pytest.raises(ValueError, match="must be positive"):
+        AerBackend(num_workers=0)
+    with pytest.raises(ValueError, match="must be positive"):
+        AerBackend(max_workers=-1)
+    with pytest.raises(ValueError, match="num_cpus_per_worker must be positive"):
+        AerBackend(num_cpus_per_worker=0)
+    with pytest.raises(ValueError, match="give the cap once"):
+        AerBackend(num_workers=2, max_workers=3)
+    with pytest.raises(ValueError, match="device='GPU' is not available"):
+        AerBackend(device="GPU")
+
+
+def test_backends_with_other_aer_options_share_one_worker_of_their_shape():
+    fresh_pool()
+    plain, clifford = AerBackend(max_workers=1), AerBackend(method="stabilizer", max_workers=1)
+    with Session(plain) as first, Session(clifford) as second:
+        a = EstimatorV2(mode=first, options=EXACT).run([(bell(False), "ZZ")]).result(timeout=120)
+        b = SamplerV2(mode=second, options={"seed_simulator": 3}).run([bell()]).result(timeout=120)
+    assert set(b[0].data.meas.get_counts()) == {"00", "11"}
+    (used,) = workers_of(a)
+    assert workers_of(b) == {used}
+    assert [w.worker_id for w in pool_status().workers] == [used]
+    info = ray.get(worker(used).cache_info.remote())
+    assert info["simulators"] == 2 and info["simulator_builds"] == 2
+
+
+def test_a_noise_model_travels_to_a_worker_once_and_is_applied():
+    fresh_pool()
+    noise = NoiseModel()
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.2, 2), ["cx"])
+    noisy = AerBackend(method="density_matrix", noise_model=noise, max_workers=1)
+    with Session(noisy):
+        sampler = SamplerV2(options={"seed_simulator": 1})
+        results = [sampler.run([bell()], shots=2000).result(timeout=120) for _ in range(3)]
+    assert all(set(r[0].data.meas.get_counts()) > {"00", "11"} for r in results)
+    (used,) = {w for r in results for w in workers_of(r)}
+    assert ray.get(worker(used).cache_info.remote())["simulator_builds"] == 1
+
+
+def test_num_workers_caps_the_workers_a_backends_jobs_use():
+    circuit, obs = ansatz(3), observable(3)
+    pub = (circuit, obs, values(circuit, 40))
+    with Session(AerBackend(num_workers=1)):
+        result = EstimatorV2(options={**EXACT, "chunk_size": 10}).run([pub]).result(timeout=120)
+    assert len(result[0].metadata["raysession"]["chunks"]) == 4
+    assert len(set(result[0].metadata["raysession"]["workers"])) == 1
+    np.testing.assert_allclose(
+        result[0].data.evs, AerEstimatorV2().run([pub]).result()[0].data.evs, atol=1e-12
+    )
+
+
+def test_a_cap_above_the_cluster_runs_on_what_the_cluster_places():
+    circuit, obs = ansatz(3), observable(3)
+    pub = (circuit, obs, values(circuit, 60))
+    with Session(AerBackend(num_workers=1000)):
+        job = EstimatorV2(options={**EXACT, "chunk_size": 5}).run([pub])
+        assert job.result(timeout=120)[0].data.evs.shape == (60,)
+    assert len(pool_status().workers) <= 2
+
+
+# ------------------------------------------------------------------ the user's own Ray work
+
+
+def test_idle_workers_hold_no_cpu_that_a_users_task_waits_for():
+    backend = AerBackend()
+    assert backend.warm_up(timeout=120) == 2
+    assert {w.state for w in pool_status().workers} == {"idle"}
+    assert ray.available_resources()["CPU"] == 2
+
+    @ray.remote
+    def plain_task() -> int:
+        return 7
+
+    assert ray.get(plain_task.remote(), timeout=120) == 7
+
+
+@ray.remote
+def sweep(estimator, circuit, obs, vals):
+    """The README's pattern: a task with Ray's default resources submits into a session."""
+    return estimator.run([(circuit, obs, vals)]).result()[0].data.evs
+
+
+def test_readme_sweep_pattern_with_default_resource_tasks_completes_on_two_cpus():
+    circuit, obs = ansatz(4), observable(4)
+    vals = values(circuit, 64)
+    with Session(backend=AerBackend()) as session:
+        estimator = EstimatorV2(mode=session, options=EXACT)
+        parts = np.array_split(vals, 8)
+        evs = np.concatenate(
+            ray.get([sweep.remote(estimator, circuit, obs, p) for p in parts], timeout=300)
+        )
+    expected = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
+    np.testing.assert_allclose(evs, expected, atol=1e-12)
+
+
+def test_idle_workers_are_released_and_nothing_stays_once_no_session_is_open():
+    with Session(AerBackend()) as session:
+        assert bell_zz(EstimatorV2(mode=session, options=EXACT)) == pytest.approx(1.0)
+        assert pool_status().workers
+    # IDLE_S after the last job the workers go; with no session left the pool goes too.
+    wait_for(lambda: live_raysession_actors() == [], timeout=IDLE_S * 10)
+
+
+# ------------------------------------------------------------------ fair dispatch
+
+
+def test_a_small_job_of_another_session_waits_about_one_chunk_of_a_sweep():
+    gate, name = new_gate()
+    circuit, obs = ansatz(3), observable(3)
+    sweep_pub = (gated(circuit, name), obs, values(circuit, 100))
+    backend = AerBackend()
+    backend.warm_up(timeout=120)
+    with Session(backend) as a, Session(backend) as b:
+        # No cache: every chunk of A unpickles its circuit, so every chunk waits at the gate.
+        big = EstimatorV2(mode=a, options={**EXACT, "chunk_size": 10, "circuit_cache": False})
+        job_a = big.run([sweep_pub])
+        wait_for(lambda: ray.get(gate.counts.remote())[0] == 2)  # both workers hold A's chunks
+        job_b = EstimatorV2(mode=b, options=EXACT).run([(bell(False), "ZZ")])
+        wait_for(lambda: pool_status().waiting.get(b.session_id) == 1)
+        gate.allow.remote(2)  # A's two running chunks finish; B is served next, then A
+        assert float(job_b.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+        entered, passed = ray.get(gate.counts.remote())
+        assert passed == 2 and entered <= 3
+        assert job_a.status() == "RUNNING"
+        gate.allow.remote(100)
+        result = job_a.result(timeout=120)
+    expected = AerEstimatorV2().run([(circuit, obs, sweep_pub[2])]).result()[0].data.evs
+    np.testing.assert_allclose(result[0].data.evs, expected, atol=1e-12)
+
+
+# ------------------------------------------------------------------ nothing hangs
+
+
+@pytest.mark.parametrize(
+    ("shape", "named"),
+    [
+        ({"num_cpus_per_worker": 64}, "'CPU': 64"),
+        ({"num_gpus_per_worker": 1, "device": "GPU"}, "'GPU': 1"),
+    ],
+)
+def test_a_worker_no_node_can_place_fails_the_job_in_the_placement_timeout(shape, named):
+    with Session(AerBackend(**shape)) as session:
+        job = EstimatorV2(mode=session, options=EXACT).run([(bell(False), "ZZ")])
+        with pytest.raises(BackendUnavailableError, match="No node could place") as caught:
+            job.result(timeout=PLACEMENT_S * 20)
+        assert named in str(caught.value) and "RAYSESSION_PLACEMENT_TIMEOUT_S" in str(caught.value)
+        assert job.status() == "ERROR"
+        # The session goes on with a backend the cluster can place.
+    with Session(AerBackend()) as other:
+        assert bell_zz(EstimatorV2(mode=other, options=EXACT)) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ self-healing
+
+
+@pytest.mark.parametrize("no_restart", [True, False])
+def test_a_worker_killed_mid_chunk_is_replaced_and_the_chunk_runs_again(no_restart):
+    gate, name = new_gate()
+    circuit, obs = ansatz(3), observable(3)
+    vals = values(circuit, 4)
+    replaced = pool_status().replaced
+    with Session(AerBackend(max_workers=1)) as session:
+        estimator = EstimatorV2(mode=session, options={**EXACT, "circuit_cache": False})
+        job = estimator.run([(gated(circuit, name), obs, vals)])
+        wait_for(lambda: ray.get(gate.counts.remote())[0] == 1)
+        (busy,) = [w.worker_id for w in pool_status().workers if w.state == "busy"]
+        ray.kill(worker(busy), no_restart=no_restart)
+        wait_for(lambda: ray.get(gate.counts.remote())[0] == 2)  # running again elsewhere
+        gate.allow.remote(2)  # the killed worker's wait is still parked at the gate
+        result = job.result(timeout=120)
+        assert job.metrics()["retries"] == 1
+        assert busy not in workers_of(result)
+        assert session.status() == "In progress, accepting new jobs"
+    assert pool_status().replaced >= replaced + 1
+    expected = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
+    np.testing.assert_allclose(result[0].data.evs, expected, atol=1e-12)
+
+
+def test_a_killed_idle_worker_is_replaced_for_the_next_job():
+    backend = AerBackend()
+    backend.warm_up(timeout=120)
+    before = {w.worker_id for w in pool_status().workers}
+    for worker_id in before:
+        ray.kill(worker(worker_id), no_restart=True)
+    wait_for(lambda: not before & {w.worker_id for w in pool_status().workers})
+    with Session(backend) as session:
+        assert bell_zz(EstimatorV2(mode=session, options=EXACT)) == pytest.approx(1.0)
+
+
+def test_a_chunk_that_keeps_crashing_its_worker_fails_its_job_and_the_session_goes_on():
+    with Session(AerBackend()) as session:
+        estimator = EstimatorV2(mode=session, options=EXACT)
+        job = estimator.run([(crashing(bell(False)), "ZZ")])
+        with pytest.raises(JobFailedError, match="crashed its worker 4 times"):
+            job.result(timeout=300)
+        assert job.status() == "ERROR" and job.metrics()["retries"] == 3
+        assert bell_zz(estimator) == pytest.approx(1.0)
+        assert session.status() == "In progress, accepting new jobs"
+
+
+def test_a_circuit_runs_again_after_the_worker_that_cached_it_is_killed():
+    circuit, obs = ansatz(4), observable(4)
+    with Session(AerBackend(max_workers=1)) as session:
+        estimator = EstimatorV2(mode=session, options=EXACT)
+        first = estimator.run([(circuit, obs, values(circuit, 3, seed=1))]).result(timeout=120)
+        (used,) = workers_of(first)
+        assert ray.get(worker(used).cache_info.remote())["circuits"] >= 1
+        ray.kill(worker(used), no_restart=True)
+        for seed in (2, 3):
+            vals = values(circuit, 3, seed=seed)
+            got = estimator.run([(circuit, obs, vals)]).result(timeout=120)[0].data.evs
+            want = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
+            np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
+    circuit, obs = ansatz(3), observable(3)
+    vals = values(circuit, 4)
+    with Session(AerBackend(max_workers=1)) as session:
+        off = EstimatorV2(mode=session, options={**EXACT, "circuit_cache": False})
+        on = EstimatorV2(mode=session, options=EXACT)
+        a = off.run([(circuit, obs, vals)]).result(timeout=120)
+        misses = ray.get(worker(next(iter(workers_of(a)))).cache_info.remote())["misses"]
+        b = on.run([(circuit, obs, vals)]).result(timeout=120)
+        c = on.run([(circuit, obs, vals)]).result(timeout=120)
+        np.testing.assert_array_equal(a[0].data.evs, b[0].data.evs)
+        np.testing.assert_array_equal(b[0].data.evs, c[0].data.evs)
+        if workers_of(b) == workers_of(c) == workers_of(a):
+            # The cached job unpickled the circuit once; the cache-off job did not cache it.
+            info = ray.get(worker(next(iter(workers_of(a)))).cache_info.remote())
+            assert info["misses"] == misses + 1
+
+
+def test_seeded_job_gives_the_same_numbers_on_any_number_of_workers():
+    circuit = ansatz(3)
+    circuit.measure_all()
+    pub = (circuit, values(circuit, 40), 50)
+    options = {"seed_simulator": 9, "chunk_size": 8}
+    arrays = []
+    for backend in (
+        AerBackend(max_workers=1),
+        AerBackend(max_workers=2),
+        AerBackend(num_cpus_per_worker=0.25),  # up to 8 workers on 2 CPUs
+    ):
+        with Session(backend=backend):
+            result = SamplerV2(options=options).run([pub]).result(timeout=180)[0]
+        assert len(result.metadata["raysession"]["chunks"]) == 5
+        arrays.append(result.data.meas.array)
+    for other in arrays[1:]:
+        np.testing.assert_array_equal(arrays[0], other)
+
+
+# ------------------------------------------------------------------ drivers come and go
+
+
+def test_a_session_outlives_its_driver_and_runs_the_jobs_a_second_driver_submits():
+    opened = run_driver(
+        """
+        from raysession import AerBackend, EstimatorV2, Session
+        from tests.helpers import bell
+        session = Session(AerBackend(), idle_timeout=300)
+        job = EstimatorV2(mode=session, options={"default_precision": 0}).run([(bell(False), "ZZ")])
+        assert float(job.result(timeout=120)[0].data.evs) == 1.0
+        print("SESSION", session.session_id)
+        """
+    )
+    assert opened.returncode == 0, opened.stderr
+    session_id = opened.stdout.split("SESSION")[-1].strip()
+    session = Session.from_id(session_id)
+    try:
+        assert bell_zz(EstimatorV2(mode=session, options=EXACT)) == pytest.approx(1.0)
+        assert len(session.job_ids()) == 2
+    finally:
+        session.close()
+
+
+def test_a_rejected_submit_raises_in_the_caller_and_prints_nothing_else():
+    done = run_driver(
+        """
+        import gc, time
+        from raysession import AerBackend, EstimatorV2, Session, SessionClosedError
+        from tests.helpers import bell
+        session = Session(AerBackend())
+        estimator = EstimatorV2(mode=session)
+        session.close()
+        try:
+            estimator.run([(bell(False), "ZZ")])
+        except SessionClosedError as exc:
+            print("REJECTED", exc)
+        gc.collect()
+        time.sleep(2)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "REJECTED" in done.stdout and "is closed" in done.stdout
+    assert "Unhandled error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_job_mode_leaves_nothing_behind_after_close_after_idle_and_after_exit():
+    def hidden_batches() -> set[str]:
+        return {n for n in live_raysession_actors() if n.startswith("session-")}
+
+    before = hidden_batches()
+    backend = AerBackend()
+    assert bell_zz(EstimatorV2(mode=backend, options=EXACT)) == pytest.approx(1.0)
+    (batch,) = hidden_batches() - before
+    backend.close()
+    wait_for(lambda: batch not in hidden_batches(), timeout=30)
+
+    # Idle: the hidden batch closes itself after RAYSESSION_JOB_MODE_IDLE_S.
+    other = AerBackend()
+    assert bell_zz(EstimatorV2(mode=other, options=EXACT)) == pytest.approx(1.0)
+    (batch,) = hidden_batches() - before
+    wait_for(lambda: batch not in hidden_batches(), timeout=JOB_MODE_IDLE_S * 15)
+    # ... and the next job in job mode opens a new one.
+    assert bell_zz(EstimatorV2(mode=other, options=EXACT)) == pytest.approx(1.0)
+    other.close()
+
+    # A driver that exits cleanly closes its hidden batches at exit.
+    done = run_driver(
+        """
+        from raysession import AerBackend, EstimatorV2
+        from tests.helpers import bell
+        job = EstimatorV2(mode=AerBackend(), options={"default_precision": 0}).run(
+            [(bell(False), "ZZ")]
+        )
+        print("EV", float(job.result(timeout=120)[0].data.evs))
+        """
+    )
+    assert done.returncode == 0 and "EV 1.0" in done.stdout, done.stderr
+    wait_for(lambda: hidden_batches() <= before, timeout=30)
+
+
+def test_rejected_submit_in_this_process_raises_session_closed():
+    session = Session(AerBackend())
+    session.close()
+    with pytest.raises(SessionClosedError, match="is closed"):
+        EstimatorV2(mode=session).run([(bell(False), "ZZ")])
