@@ -25,7 +25,8 @@ def _run(script: str, *args: str, timeout: float = 240) -> str:
 
 def test_parameter_sweep_example_runs_and_prints_a_summary():
     out = _run("parameter_sweep.py", "--qubits", "4", "--points", "40", "--tasks", "3")
-    assert re.search(r"session [0-9a-f]{32}: 3 jobs from 3 Ray tasks, 2 Aer workers", out)
+    summary = r"session [0-9a-f]{32}: 3 jobs from 3 Ray tasks, [12] Aer workers on the shared pool"
+    assert re.search(summary, out)
     assert "swept 40 parameter sets of efficient_su2(4, reps=2)" in out
     match = re.search(r"<H>: min (-?[\d.]+) at point \d+, max (-?[\d.]+)", out)
     assert match and float(match[1]) <= float(match[2])
