@@ -37,7 +37,7 @@ class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ig
         ValueError: ``mode`` or ``options`` is invalid.
 
     Example:
-        >>> with Session(backend=AerBackend(num_workers=2)):  # doctest: +SKIP
+        >>> with Session(backend=AerBackend()):  # doctest: +SKIP
         ...     estimator = EstimatorV2(options={"default_precision": 0})
         ...     evs = estimator.run([(circuit, observable, values)]).result()[0].data.evs
     """

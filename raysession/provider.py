@@ -3,7 +3,7 @@
 Code written for qiskit-ibm-provider (``IBMProvider().get_backend(name)``,
 ``backend.open_session()``, ``backend.run(circuits)``) runs here with only its
 imports changed. ``backend.run`` goes through raysession's V2 sampler path
-(session actor → Aer worker pool) and its job converts the sampled bits into a
+(session actor → the shared Aer worker pool) and its job converts the sampled bits into a
 Qiskit :class:`~qiskit.result.Result`.
 """
 
@@ -34,11 +34,11 @@ DEFAULT_SHOTS = 4000
 
 class RayBackend(BackendV2):  # type: ignore[misc]
     """A backend of :class:`RayProvider` or :class:`~raysession.QiskitRuntimeService`: a Qiskit
-    ``BackendV2`` whose jobs run on a pool of Aer workers on Ray.
+    ``BackendV2`` whose jobs run on the Ray cluster's shared pool of Aer workers.
 
-    The target is the Aer simulator's (or the fake device's). The pool is
-    started when the first job needs it and is shared by every backend object
-    of that name in this process (:attr:`aer_backend`).
+    The target is the Aer simulator's (or the fake device's). Every backend
+    object of that name in this process shares one :class:`AerBackend`
+    description (:attr:`aer_backend`); the workers start when jobs need them.
 
     Lifecycle: :meth:`run` runs in job mode until :meth:`open_session`; then
     its jobs go to that session until :meth:`close_session` /
@@ -89,7 +89,8 @@ class RayBackend(BackendV2):  # type: ignore[misc]
 
     @property
     def aer_backend(self) -> AerBackend:
-        """The pool of Aer workers this backend's jobs run on (started on first use)."""
+        """The :class:`AerBackend` description this backend's jobs run with (one per name and
+        process; its workers are the cluster's shared pool)."""
         return _catalog.pool(self.name)
 
     # ----------------------------------------------------------------- sessions

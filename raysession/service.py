@@ -26,9 +26,8 @@ class QiskitRuntimeService:
     No account and no network are involved. The backends are Aer simulators
     (``"ibmq_qasm_simulator"``, ``"aer_simulator"``, ``"aer_simulator_<method>"``)
     and, when ``qiskit_ibm_runtime.fake_provider`` is importable, its fake
-    devices. Each backend name has one pool of Aer workers per process,
-    started when a job first needs it and shared by every service, session and
-    provider backend. Jobs are looked up in the live sessions of the cluster
+    devices. Every name runs on the Ray cluster's one shared pool of Aer
+    workers, which start when jobs need them. Jobs are looked up in the live sessions of the cluster
     (their session actors keep the records); the jobs of a session that ended
     cannot be looked up any more.
 
@@ -133,8 +132,8 @@ class QiskitRuntimeService:
         simulator: bool | None = None,
         operational: bool | None = None,
     ) -> RayBackend:
-        """The matching backend whose worker pool already runs here (no start-up, no further
-        CPUs), else the first matching one.
+        """The matching backend first used in this process (its workers are likely warm),
+        else the first matching one.
 
         Raises:
             ValueError: no backend matches; with ``simulator=False``, none is installed

@@ -76,7 +76,7 @@ class Session:
             name such as ``"ibmq_qasm_simulator"`` (resolved through ``service``,
             or raysession's local catalog), or a backend object from
             :class:`~raysession.QiskitRuntimeService` / :class:`~raysession.RayProvider`.
-            Names share one worker pool per name per process. Default: the
+            Every backend runs on the cluster's shared worker pool. Default: the
             service's default backend (``service`` is then required).
         max_time: Most time the session lives after its first job starts: int
             seconds or a string such as ``"2h 30m 40s"``. Default: the system
@@ -92,7 +92,7 @@ class Session:
             nor a known backend name.
 
     Example:
-        >>> with Session(backend=AerBackend(num_workers=2), max_time="1h") as session:
+        >>> with Session(backend=AerBackend(), max_time="1h") as session:  # doctest: +SKIP
         ...     job = EstimatorV2().run([(circuit, observable)])  # doctest: +SKIP
         ...     print(job.result()[0].data.evs)  # doctest: +SKIP
     """
@@ -109,7 +109,7 @@ class Session:
         idle_timeout: float = 1800.0,
     ) -> None:
         if backend is None or isinstance(backend, str | PoolBacked):
-            # A name or a service's backend runs on that name's shared worker pool.
+            # A name or a service's backend resolves to its AerBackend description.
             backend = resolve_backend(backend, service)
         if not isinstance(backend, Backend):
             raise ValueError(
