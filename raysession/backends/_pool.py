@@ -568,6 +568,8 @@ class PoolActor:
                     if worker.client not in sessions:
                         # The session died holding the lease: the worker is free again.
                         await self.release(worker.worker_id)
+                for client in [c for c in self._grants if c not in sessions]:
+                    del self._grants[client]
                 if not self._workers and not any(self._demand(s) for s in self._waiting):
                     if not sessions:
                         await self._exit()

@@ -364,10 +364,12 @@ class AerBackend:
                     raise cause from None
                 raise
             except RayActorError:
-                # The pool exited (idle) or died between finding and using it: find it again.
+                # The pool exited (idle) or died between finding and using it: find it again,
+                # once its name is free.
                 _reset_pool()
                 if attempt == 2:
                     raise
+                await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def warm_up(self, timeout: float = 300.0) -> int:
