@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import numpy as np
+import ray
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
@@ -22,6 +23,7 @@ from raysession import (
     RuntimeJobV2,
     SamplerV2,
     Session,
+    pool_status,
 )
 
 from .workload import time_sequential_jobs
@@ -32,6 +34,7 @@ __all__ = [
     "many_jobs",
     "sampler_sweep",
     "sequential_estimator_jobs",
+    "two_sessions",
 ]
 
 
@@ -52,6 +55,21 @@ def _warm_values(values: np.ndarray, backend: AerBackend) -> np.ndarray:
     return values[: 2 * backend.num_workers]
 
 
+def _warmed_sweep_estimator(
+    session: Session,
+    backend: AerBackend,
+    pub: tuple[QuantumCircuit, SparsePauliOp, np.ndarray],
+    chunk_size: int | None,
+) -> EstimatorV2:
+    """An exact estimator with ``chunk_size`` in ``session``, after an untimed run of
+    ``pub``'s circuit on every worker."""
+    circuit, observable, values = pub
+    EstimatorV2(mode=session, options={"default_precision": 0.0, "chunk_size": 1}).run(
+        [(circuit, observable, _warm_values(values, backend))]
+    ).result()
+    return EstimatorV2(mode=session, options=_sweep_options(chunk_size, default_precision=0.0))
+
+
 def estimator_sweep(
     backend: AerBackend,
     circuit: QuantumCircuit,
@@ -65,12 +83,8 @@ def estimator_sweep(
         ``seconds``, the ``evs``, and ``num_chunks`` the job was split into.
     """
     with Session(backend) as session:
-        warm = _warm_values(values, backend)
-        EstimatorV2(mode=session, options={"default_precision": 0.0, "chunk_size": 1}).run(
-            [(circuit, observable, warm)]
-        ).result()
-        estimator = EstimatorV2(
-            mode=session, options=_sweep_options(chunk_size, default_precision=0.0)
+        estimator = _warmed_sweep_estimator(
+            session, backend, (circuit, observable, values), chunk_size
         )
         started = time.perf_counter()
         job = estimator.run([(circuit, observable, values)])
@@ -153,3 +167,86 @@ def sequential_estimator_jobs(
     with Session(backend) as session:
         estimator = EstimatorV2(mode=session, options={**(options or {}), "default_precision": 0.0})
         return time_sequential_jobs(estimator, circuit, observable, values, warmup_jobs)
+
+
+def _grants(client: str) -> int:
+    """Workers the pool has granted to ``client`` (a session id) so far."""
+    return pool_status().grants.get(client, 0)
+
+
+def _wait_until_running(client: str, job: RuntimeJobV2, timeout: float = 60.0) -> None:
+    """Return once a pool worker runs a chunk of ``client`` (or ``job`` has finished)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(w.client == client for w in pool_status().workers):
+            return
+        if ray.wait([job], timeout=0, fetch_local=False)[0]:
+            return
+        time.sleep(0.005)
+    raise RuntimeError(f"no pool worker ran a chunk of session {client} within {timeout} s")
+
+
+def _jobs_while_running(
+    estimator: EstimatorV2, pub: tuple[Any, ...], num_jobs: int, other: RuntimeJobV2
+) -> list[float]:
+    """Time up to ``num_jobs`` sequential jobs ``[pub]``, each waited for; none starts once
+    ``other`` has finished. Returns each job's ``run(...).result()`` time."""
+    per_job = []
+    for _ in range(num_jobs):
+        if ray.wait([other], timeout=0, fetch_local=False)[0]:
+            break
+        begun = time.perf_counter()
+        estimator.run([pub]).result()
+        per_job.append(time.perf_counter() - begun)
+    return per_job
+
+
+def two_sessions(
+    backend: AerBackend,
+    small: tuple[QuantumCircuit, SparsePauliOp],
+    sweep: tuple[QuantumCircuit, SparsePauliOp, np.ndarray],
+    chunk_size: int,
+    num_jobs: int,
+    warmup_jobs: int,
+) -> dict[str, Any]:
+    """Time session B's small jobs alone, then while session A runs one big sweep (W7).
+
+    Every worker is started first (the pool may have released idle ones). B runs
+    ``warmup_jobs`` untimed and ``num_jobs`` timed exact estimator jobs ``[small]``
+    alone. Then A, warmed up on every worker, submits the exact sweep ``[sweep]`` with
+    ``chunk_size``; once a worker runs one of A's chunks, B runs up to ``num_jobs`` more,
+    starting none after A has finished; then A's result is waited for.
+
+    Returns:
+        ``alone_per_job_s`` and ``beside_per_job_s`` (B's jobs), ``b_grants_beside``
+        (workers the pool granted B meanwhile), and A's ``sweep_s`` (submission to
+        result), ``num_chunks``, ``num_workers`` (distinct workers that ran its chunks),
+        ``longest_chunk_s`` and result ``shape``.
+    """
+    running = backend.warm_up(timeout=300)
+    circuit, observable = small
+    with Session(backend) as session_b:
+        estimator = EstimatorV2(mode=session_b, options={"default_precision": 0.0})
+        alone = time_sequential_jobs(estimator, circuit, observable, [None] * num_jobs, warmup_jobs)
+        with Session(backend) as session_a:
+            sweeper = _warmed_sweep_estimator(session_a, backend, sweep, chunk_size)
+            grants = _grants(session_b.session_id)
+            started = time.perf_counter()
+            job = sweeper.run([sweep])
+            _wait_until_running(session_a.session_id, job)
+            beside = _jobs_while_running(estimator, small, num_jobs, job)
+            b_grants = _grants(session_b.session_id) - grants
+            result = job.result()
+            sweep_s = time.perf_counter() - started
+            metrics = job.metrics()
+    return {
+        "workers_running": running,
+        "alone_per_job_s": alone["per_job_s"],
+        "beside_per_job_s": beside,
+        "b_grants_beside": b_grants,
+        "sweep_s": sweep_s,
+        "num_chunks": metrics["num_chunks"],
+        "num_workers": len(set(metrics["workers"])),
+        "longest_chunk_s": result[0].metadata["raysession"]["execution_s"],
+        "shape": tuple(result[0].data.evs.shape),
+    }

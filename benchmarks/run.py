@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline_info = raw.call("describe")
         if baseline_info["ray_imported"]:
             raise RuntimeError("the raw-Aer baseline process imported Ray")
+        # Workers stay through the long raw-Aer sides (W6 reads the same processes throughout);
+        # set before Ray starts, so the pool, whoever creates it, inherits it.
+        os.environ.setdefault("RAYSESSION_WORKER_IDLE_S", "3600")
         # address="local": always a fresh Ray of our own, never a cluster another process runs.
         ray.init(
             address="local",

@@ -1,4 +1,5 @@
-"""The six benchmarks of issue #4: each runs its raw-Aer baseline, then raysession, and compares.
+"""The benchmarks of issues #4 and #7: each runs its raw-Aer baseline, then raysession, and
+compares (W6 and W7 have no raw-Aer side).
 
 Every benchmark is a function of a :class:`Context` returning an :class:`Outcome`: the table
 rows it adds and every number it measured. :data:`BENCHMARKS` lists them in running order.
@@ -352,6 +353,77 @@ def optimizer_loop(ctx: Context) -> Outcome:
     return Outcome(rows, data, loads=loads)
 
 
+def _beside_row(beside_s: float, alone_s: float, chunk_s: float) -> Row:
+    """W7's row: B's median beside A against B's median alone; met if the difference is at
+    most A's mean chunk time. The raw column holds B alone: there is no raw-Aer side."""
+    beside_ms, alone_ms, chunk_ms = beside_s * 1e3, alone_s * 1e3, chunk_s * 1e3
+    extra_ms = beside_ms - alone_ms
+    return Row(
+        "W7 small job beside a sweep, median",
+        f"{beside_ms:.2f} ms",
+        f"{alone_ms:.2f} ms (B alone)",
+        f"{extra_ms:+.2f} ms ({beside_ms / alone_ms:.2f}x)",
+        f"<= 1 chunk of A ({chunk_ms:.0f} ms)",
+        extra_ms <= chunk_ms,
+        beside_ms,
+        alone_ms,
+        extra_ms,
+    )
+
+
+def two_sessions(ctx: Context) -> Outcome:
+    """W7: a small job's latency in session B while session A runs a sweep, against B alone."""
+    circuit, observable = sweep_circuit(), sweep_observable()
+    values = sweep_values(ctx.sizes.side_sweep_sets, circuit.num_parameters)
+    loads: dict[str, OtherLoad] = {}
+    ray = _watched(
+        loads,
+        "raysession",
+        lambda: raysession_side.two_sessions(
+            ctx.backend,
+            (bell_circuit(), bell_observable()),
+            (circuit, observable, values),
+            ctx.sizes.side_chunk_size,
+            ctx.sizes.side_jobs,
+            ctx.sizes.warmup_jobs,
+        ),
+    )
+    if ray["shape"] != (len(values),):
+        raise AssertionError(f"W7 sweep of {len(values)} sets gave evs of shape {ray['shape']}")
+    if not ray["beside_per_job_s"]:
+        raise RuntimeError("W7: session A's sweep finished before session B's first job")
+    alone = _latency_stats(ray["alone_per_job_s"])
+    beside = _latency_stats(ray["beside_per_job_s"])
+    chunk_s = ray["sweep_s"] * ray["num_workers"] / ray["num_chunks"]
+    row = _beside_row(beside["median_s"], alone["median_s"], chunk_s)
+    data = {
+        **ray,
+        "alone": alone,
+        "beside": beside,
+        "sweep_sets": len(values),
+        "chunk_size": ctx.sizes.side_chunk_size,
+        "mean_chunk_s": chunk_s,
+    }
+    return Outcome([row], data, _two_sessions_notes(data), loads)
+
+
+def _two_sessions_notes(data: dict[str, Any]) -> list[str]:
+    """W7's lines under the table: B's latencies alone and beside A, and A's chunks."""
+    alone, beside = data["alone"], data["beside"]
+    ran, asked = len(data["beside_per_job_s"]), len(data["alone_per_job_s"])
+    return [
+        f"W7 session B alone: median {alone['median_s'] * 1e3:.2f} ms, p99 "
+        f"{alone['p99_s'] * 1e3:.2f} ms over {asked} jobs; beside A: median "
+        f"{beside['median_s'] * 1e3:.2f} ms, p99 {beside['p99_s'] * 1e3:.2f} ms, max "
+        f"{beside['max_s'] * 1e3:.2f} ms over {ran} of {asked} jobs (the pool granted B "
+        f"a worker {data['b_grants_beside']} times)",
+        f"W7 session A: {data['sweep_sets']} sets in {data['num_chunks']} chunks of "
+        f"{data['chunk_size']} on {data['num_workers']} workers, {data['sweep_s']:.2f} s; "
+        f"mean chunk {data['mean_chunk_s'] * 1e3:.0f} ms, longest "
+        f"{data['longest_chunk_s'] * 1e3:.0f} ms",
+    ]
+
+
 def memory_use(ctx: Context) -> Outcome:
     """W6: memory growth over many tiny jobs, and the memory cost of one more session."""
     loads: dict[str, OtherLoad] = {}
@@ -429,6 +501,8 @@ BENCHMARKS: dict[str, Callable[[Context], Outcome]] = {
     "many_jobs": many_jobs,
     "tiny_latency": tiny_latency,
     "optimizer_loop": optimizer_loop,
+    "two_sessions": two_sessions,
     "memory": memory_use,
 }
-"""Benchmark names (for ``--only``) and their functions, in running order (W1..W6)."""
+"""Benchmark names (for ``--only``) and their functions, in running order (W1..W5, W7, W6:
+the memory benchmark's 50 sessions come last, so that their teardown disturbs nothing)."""

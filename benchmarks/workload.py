@@ -46,6 +46,12 @@ class Sizes:
     """Tiny jobs after which the second memory reading is taken (W6)."""
     sessions: int = 50
     """Concurrent sessions opened on one shared backend (W6)."""
+    side_jobs: int = 100
+    """Sequential Bell-state jobs of session B, alone and then beside session A's sweep (W7)."""
+    side_sweep_sets: int = 2000
+    """Parameter sets of session A's sweep, which runs while B's jobs run (W7)."""
+    side_chunk_size: int = 64
+    """``chunk_size`` of A's sweep: small, so that A has many chunks (W7)."""
     warmup_jobs: int = 20
     """Untimed jobs before each timed series of small jobs."""
     chunk_size: int | None = None
@@ -62,6 +68,9 @@ QUICK = Sizes(
     memory_jobs_first=20,
     memory_jobs_last=500,
     sessions=5,
+    side_jobs=10,
+    side_sweep_sets=96,
+    side_chunk_size=4,
     warmup_jobs=5,
     # Small enough that the quick sweeps are still split across every worker.
     chunk_size=8,

@@ -192,6 +192,8 @@ class PoolActor:
         self._short: dict[Shape, int] = {}
         self._start_failures: collections.Counter[Shape] = collections.Counter()
         self._grants: collections.Counter[str] = collections.Counter()
+        # When each client was last granted a worker (grant sequence numbers).
+        self._served: dict[str, int] = {}
         self._sequence = itertools.count()
         self._replaced = 0
         self._requested: list[dict[str, float]] = []
@@ -253,6 +255,8 @@ class PoolActor:
         wait up to ``timeout_s`` for them. Returns how many run."""
         self._ensure_loop()
         have = [w for w in self._workers.values() if w.shape == shape]
+        for worker in have:
+            worker.idle_since = time.monotonic()  # warmed: the idle clock starts now
         for _ in range(count - len(have)):
             node_id = self._node_for(shape)
             if node_id is None:
@@ -304,11 +308,12 @@ class PoolActor:
         return sum(1 for w in self._workers.values() if w.backend_id == backend_id)
 
     def _next_waiter(self, shape: Shape) -> _Waiter | None:
-        """The next waiter of ``shape`` to serve: clients in turn, FIFO within each."""
+        """The next waiter of ``shape`` to serve: the waiting client served least recently
+        (a newcomer first), FIFO within each client."""
         queues = self._waiting.get(shape)
         if not queues:
             return None
-        for client in list(queues):
+        for client in sorted(queues, key=lambda c: self._served.get(c, -1)):
             queue = queues[client]
             while queue and queue[0].future.done():
                 queue.popleft()
@@ -339,11 +344,11 @@ class PoolActor:
                 break
             queues = self._waiting[shape]
             queues[waiter.client].popleft()
-            queues.move_to_end(waiter.client)  # the client served goes last
+            self._served[waiter.client] = next(self._sequence)
             idle.client, idle.backend_id = waiter.client, waiter.backend_id
             idle.request_id = waiter.request_id
             self._grants[waiter.client] += 1
-            waiter.future.set_result(Lease(idle.worker_id, next(self._sequence)))
+            waiter.future.set_result(Lease(idle.worker_id, self._served[waiter.client]))
         self._start_for(shape)
 
     def _demand(self, shape: Shape) -> int:
@@ -570,6 +575,7 @@ class PoolActor:
                         await self.release(worker.worker_id)
                 for client in [c for c in self._grants if c not in sessions]:
                     del self._grants[client]
+                    self._served.pop(client, None)
                 if not self._workers and not any(self._demand(s) for s in self._waiting):
                     if not sessions:
                         await self._exit()
@@ -587,9 +593,17 @@ class PoolActor:
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
 
+_NODES_TTL_S = 1.0
+_nodes_cache: tuple[float, list[dict[str, Any]]] = (-_NODES_TTL_S, [])
+
+
 def _nodes() -> list[dict[str, Any]]:
-    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return nodes
+    """Ray's node table, read at most once a second (a GCS round trip)."""
+    global _nodes_cache
+    now = time.monotonic()
+    if now - _nodes_cache[0] >= _NODES_TTL_S:
+        _nodes_cache = (now, ray.nodes())  # type: ignore[no-untyped-call]
+    return _nodes_cache[1]
 
 
 def _live_sessions() -> set[str]:
