@@ -172,8 +172,8 @@ class PoolActor:
 
     Concurrency: an async actor (``max_concurrency`` 10,000); every method runs on one
     event loop, so the state needs no locks. A waiting :meth:`lease` is a parked
-    coroutine. Ordering: leases of one shape are granted round-robin across clients
-    (sessions), FIFO within a client, so a session with one chunk waits about one
+    coroutine. Ordering: a free worker of a shape goes to the waiting client (session)
+    served least recently, a newcomer first, and FIFO within a client, so a session with one chunk waits about one
     chunk of another session's sweep, never the whole sweep. Called by: backend code
     in session actors (:meth:`lease`, :meth:`release`, :meth:`cancel_lease`) and by
     :func:`pool_status` / :func:`shutdown_pool`. It calls only its workers.
@@ -185,7 +185,7 @@ class PoolActor:
     def __init__(self, config: PoolConfig) -> None:
         self._config = config
         self._workers: dict[str, _Worker] = {}
-        # shape -> client -> FIFO of waiters; client order rotates for fairness.
+        # shape -> client -> FIFO of waiters; see _next_waiter for the order of clients.
         self._waiting: dict[Shape, collections.OrderedDict[str, collections.deque[_Waiter]]] = {}
         # Shapes with demand that no node can place: since when, and how many workers short.
         self._unplaceable_since: dict[Shape, float] = {}
