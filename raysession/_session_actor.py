@@ -92,10 +92,11 @@ class _Job:
 
 def session_actor_options(session_id: str) -> dict[str, Any]:
     """Ray options of a session actor: named, detached, CPU-free, never retried, and
-    kept (softly) on the creating node, so a session does not die with a worker node."""
+    kept on the creating node (a soft affinity is ignored for an actor that needs no
+    resources), so a session opened on the head does not die with a worker node."""
     return {
         "scheduling_strategy": NodeAffinitySchedulingStrategy(
-            ray.get_runtime_context().get_node_id(), soft=True
+            ray.get_runtime_context().get_node_id(), soft=False
         ),
         "name": actor_name("session", session_id),
         "namespace": NAMESPACE,

@@ -1,9 +1,10 @@
 """The worker pool on a real three-node Ray cluster (issue 7: a head and 2 nodes), and cluster.yaml.
 
-The cluster is ``ray.cluster_utils.Cluster`` in this process: a head node (the driver's, the
-pool's and, opened from the driver, the sessions') and two worker nodes of 2 CPUs each. Slow
-work is held at a gate the test opens (``tests.helpers``); the gates live on the head, so they
-survive the nodes the tests remove.
+The cluster is ``ray.cluster_utils.Cluster`` in this process: a head node (the driver's and
+the pool's) and two worker nodes, 2 CPUs each. Session actors land on any node, so a test
+removes a node chosen by where its session runs. Slow work is held at a gate the test opens
+(``tests.helpers``); the gates live on the head, so they survive the nodes the tests remove.
+The placement timeout is short, set in the environment before Ray starts.
 """
 
 from __future__ import annotations
@@ -419,7 +420,8 @@ def test_workers_lost_with_a_node_are_replaced_on_the_others_and_their_chunks_ru
             assert len(placed) == 3 and set(placed) - set(first), (first, placed)
             cpus = node_cpus()
             assert all(used <= cpus[node] for node, used in worker_cpus_by_node().items())
-            handle.allow.remote(3)
+            # Four permits: the lost worker's call still waits at the gate and may take one.
+            handle.allow.remote(4)
             check_sweep(job.result(timeout=180)[0], 6)
         finally:
             nodes.replace(index)
@@ -437,7 +439,8 @@ def test_job_fails_with_backend_unavailable_when_its_session_actors_node_dies(no
         lost = nodes.remove(index, crash=True)
         with pytest.raises(BackendUnavailableError, match="its session or workers died"):
             job.result(timeout=120)
-        # The dead session's chunks still held on the other nodes finish and go nowhere.
+        # Three permits, for the dead session's two chunks still held on the other nodes
+        # (they finish and go nowhere) and the lost worker's call, which still waits.
         handle.allow.remote(3)
     finally:
         nodes.replace(index)

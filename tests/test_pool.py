@@ -457,3 +457,43 @@ def test_rejected_submit_in_this_process_raises_session_closed():
     session.close()
     with pytest.raises(SessionClosedError, match="is closed"):
         EstimatorV2(mode=session).run([(bell(False), "ZZ")])
+
+
+# ------------------------------------------------------------------ found in review
+
+
+def test_a_capped_backend_starts_no_more_workers_than_its_cap():
+    fresh_pool()
+    circuit, obs = ansatz(3), observable(3)
+    pub = (circuit, obs, values(circuit, 40))
+    with Session(AerBackend(max_workers=1)):
+        result = EstimatorV2(options={**EXACT, "chunk_size": 5}).run([pub]).result(timeout=120)
+    assert len(result[0].metadata["raysession"]["chunks"]) == 8
+    assert len(pool_status().workers) == 1
+
+
+def test_idle_workers_of_another_shape_make_room_for_a_wider_worker():
+    narrow = AerBackend()
+    assert narrow.warm_up(timeout=120) == 2  # both CPUs taken by idle 1-CPU workers
+    with Session(AerBackend(num_cpus_per_worker=2)) as session:
+        assert bell_zz(EstimatorV2(mode=session, options=EXACT)) == pytest.approx(1.0)
+    assert {w.num_cpus for w in pool_status().workers} >= {2.0}
+
+
+def test_a_failed_chunk_drops_the_chunks_of_its_job_that_wait_for_a_worker():
+    from qiskit.circuit import Gate
+
+    gate, name = new_gate()
+    broken = bell(False)
+    broken.append(Gate("not_a_gate", 1, []), [0])
+    held = gated(bell(False), name)
+    with Session(AerBackend(max_workers=1)) as session:
+        options = {**EXACT, "circuit_cache": False, "chunk_size": 1}
+        estimator = EstimatorV2(mode=session, options=options)
+        # One chunk per PUB; the broken one is first in line for the single worker.
+        job = estimator.run([(broken, "ZZ"), (held, "ZZ"), (held, "XX")])
+        with pytest.raises(JobFailedError, match="not_a_gate"):
+            job.result(timeout=120)
+        wait_for(lambda: not pool_status().waiting.get(session.session_id))
+        assert ray.get(gate.counts.remote()) == (0, 0)  # the gated chunks never started
+        assert bell_zz(EstimatorV2(mode=session, options=EXACT)) == pytest.approx(1.0)

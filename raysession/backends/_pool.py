@@ -173,10 +173,11 @@ class PoolActor:
     Concurrency: an async actor (``max_concurrency`` 10,000); every method runs on one
     event loop, so the state needs no locks. A waiting :meth:`lease` is a parked
     coroutine. Ordering: a free worker of a shape goes to the waiting client (session)
-    served least recently, a newcomer first, and FIFO within a client, so a session with one chunk waits about one
-    chunk of another session's sweep, never the whole sweep. Called by: backend code
-    in session actors (:meth:`lease`, :meth:`release`, :meth:`cancel_lease`) and by
-    :func:`pool_status` / :func:`shutdown_pool`. It calls only its workers.
+    served least recently, a newcomer first, and FIFO within a client, so a session
+    with one chunk waits about one chunk of another session's sweep, never the whole
+    sweep. Called by: backend code in session actors (:meth:`lease`, :meth:`release`,
+    :meth:`cancel_lease`) and by :func:`pool_status` / :func:`shutdown_pool`. It calls
+    only its workers.
 
     Lifecycle: created on first use; exits when it has no worker, no waiting lease
     and no live session, so nothing of raysession stays on an idle cluster.
@@ -352,10 +353,22 @@ class PoolActor:
         self._start_for(shape)
 
     def _demand(self, shape: Shape) -> int:
+        """Waiting leases of ``shape`` that a new worker could serve (within their caps)."""
         queues = self._waiting.get(shape)
         if not queues:
             return 0
-        return sum(1 for queue in queues.values() for w in queue if not w.future.done())
+        waiting: collections.Counter[str] = collections.Counter()
+        caps: dict[str, int | None] = {}
+        for queue in queues.values():
+            for waiter in queue:
+                if not waiter.future.done():
+                    waiting[waiter.backend_id] += 1
+                    caps[waiter.backend_id] = waiter.cap
+        total = 0
+        for backend_id, count in waiting.items():
+            cap = caps[backend_id]
+            total += count if cap is None else min(count, max(0, cap - self._held_by(backend_id)))
+        return total
 
     def _start_for(self, shape: Shape) -> None:
         """Start workers for the demand of ``shape`` that no starting worker will serve.
@@ -382,6 +395,8 @@ class PoolActor:
         short = max(0, self._demand(shape) - starting)
         while short:
             node_id = self._node_for(shape)
+            if node_id is None and self._release_idle_for(shape):
+                node_id = self._node_for(shape)
             if node_id is None:
                 break
             self._start_worker(shape, node_id)
@@ -391,11 +406,49 @@ class PoolActor:
         else:
             self._short.pop(shape, None)
         if short and not any(w.shape == shape for w in self._workers.values()):
-            # Nothing of this shape runs or starts: its leases wait for new nodes, boundedly.
-            self._unplaceable_since.setdefault(shape, time.monotonic())
+            if self._fits_some_node(shape):
+                # Workers of other shapes fill the nodes; they free up, nothing to time out.
+                self._unplaceable_since.pop(shape, None)
+            else:
+                # No node is big enough: the leases wait for new nodes, boundedly.
+                self._unplaceable_since.setdefault(shape, time.monotonic())
         else:
             self._unplaceable_since.pop(shape, None)
         self._publish_demand()
+
+    def _fits_some_node(self, shape: Shape) -> bool:
+        """True if an alive node's total resources could hold a worker of ``shape``."""
+        return any(
+            node.get("Resources", {}).get("CPU", 0.0) + 1e-9 >= shape.num_cpus
+            and node.get("Resources", {}).get("GPU", 0.0) + 1e-9 >= shape.num_gpus
+            for node in _nodes()
+            if node.get("Alive")
+        )
+
+    def _release_idle_for(self, shape: Shape) -> bool:
+        """Release idle workers of other shapes on a node big enough for ``shape``, until it
+        fits there; returns whether it now fits somewhere."""
+        for node in _nodes():
+            if not node.get("Alive"):
+                continue
+            node_id, total = node["NodeID"], node.get("Resources", {})
+            if total.get("CPU", 0.0) + 1e-9 < shape.num_cpus:
+                continue
+            if total.get("GPU", 0.0) + 1e-9 < shape.num_gpus:
+                continue
+            idle = [
+                w
+                for w in self._workers.values()
+                if w.node_id == node_id and w.shape != shape and w.ready and w.client is None
+            ]
+            while idle and self._node_for(shape) is None:
+                victim = idle.pop()
+                logger.info("pool releases idle worker %s to make room", victim.worker_id)
+                self._forget(victim)
+                ray.kill(victim.handle, no_restart=True)
+            if self._node_for(shape) is not None:
+                return True
+        return False
 
     def _node_for(self, shape: Shape) -> str | None:
         """An alive node where the pool's own count leaves room for ``shape``: the one with

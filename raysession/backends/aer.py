@@ -199,8 +199,10 @@ class AerBackend:
 
         Chunks are leased workers one at a time, fairly with other sessions; a chunk
         whose worker dies runs again on another, up to ``RAYSESSION_MAX_CHUNK_RETRIES``
-        times. Cancelling the coroutine stops the job: workers still running its
-        chunks are stopped (the pool replaces them on demand).
+        times. When a chunk fails, the job's chunks still waiting for a worker are
+        dropped (running ones finish and their results are discarded). Cancelling the
+        coroutine stops the job: workers still running its chunks are stopped (the
+        pool replaces them on demand).
 
         Args:
             spec: The job.
@@ -217,8 +219,9 @@ class AerBackend:
         record.num_chunks = len(chunks)
         metadata = {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
         single = len(chunks) == 1
-        refs = await asyncio.gather(
-            *(
+        running: set[int] = set()
+        tasks = [
+            asyncio.ensure_future(
                 self._run_chunk(
                     spec,
                     chunk_pubs(spec.pubs, chunk),
@@ -227,10 +230,25 @@ class AerBackend:
                     deadline,
                     metadata if single else None,
                     record,
+                    running,
                 )
-                for chunk in chunks
             )
-        )
+            for chunk in chunks
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
+        failed = next((t for t in tasks if t.done() and t.exception() is not None), None)
+        if failed is not None:
+            for index, task in enumerate(tasks):
+                task.add_done_callback(_discard_outcome)
+                if not task.done() and index not in running:
+                    task.cancel()  # waiting for a worker: drop it, no worker is stopped
+            raise failed.exception()  # type: ignore[misc]
+        refs = [task.result() for task in tasks]
         if single:
             return refs[0]
         return await self._join(spec, chunks, metadata, refs, record)
@@ -244,6 +262,7 @@ class AerBackend:
         deadline: float | None,
         job_metadata: dict[str, Any] | None,
         record: BackendRun,
+        running: set[int],
     ) -> ray.ObjectRef[Any]:
         crashes, limit = 0, max_chunk_retries()
         sim_key, sim_bytes = self._sim_options()
@@ -272,7 +291,11 @@ class AerBackend:
                         job_metadata=job_metadata,
                     )
                     done_ref, result_ref = _handle(lease.worker_id).run_chunk.remote(request)
-                    done: ChunkDone = await done_ref
+                    running.add(index)
+                    try:
+                        done: ChunkDone = await done_ref
+                    finally:
+                        running.discard(index)
                     if not done.missing:
                         record.workers.append(lease.worker_id)
                         chunk_ref: ray.ObjectRef[Any] = result_ref
@@ -502,6 +525,12 @@ def _reset_pool() -> None:
         if held.timer is not None:
             held.timer.cancel()
     _held.clear()
+
+
+def _discard_outcome(task: asyncio.Future[Any]) -> None:
+    """Mark the outcome of a chunk of an already failed job as seen."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _to_ship(worker_id: str, keys: list[str], resend: set[str]) -> set[str]:
