@@ -186,21 +186,22 @@ def session_node(session: Session, nodes: Nodes) -> str | None:
     return actor_nodes(nodes).get(f"session-{session.session_id}")
 
 
+@ray.remote(num_cpus=0)
+def _open_session() -> Session:
+    return Session(backend=AerBackend())
+
+
 def session_off_the_head(nodes: Nodes) -> tuple[Session, int]:
     """A session whose actor runs on a worker node, and that node's index.
 
-    A session actor is placed (softly) on the node of the process that opens it, but Ray
-    2.60 spreads CPU-free actors whatever their soft affinity: open sessions from the
-    driver until one lands on a worker node.
+    A session actor is pinned to the node of the process that opens it: open it from a
+    task pinned to the first worker node.
     """
-    placed = []
-    for _ in range(20):
-        session = Session(backend=AerBackend())
-        placed.append(session_node(session, nodes))
-        if placed[-1] in nodes.worker_ids:
-            return session, nodes.worker_ids.index(placed[-1])
-        session.close()
-    raise AssertionError(f"no session actor was placed on a worker node; they went to {placed}")
+    index = 0
+    pinned = NodeAffinitySchedulingStrategy(nodes.worker_ids[index], soft=False)
+    session = ray.get(_open_session.options(scheduling_strategy=pinned).remote(), timeout=120)
+    assert session_node(session, nodes) == nodes.worker_ids[index]
+    return session, index
 
 
 def other_worker_node(session: Session, nodes: Nodes) -> int:

@@ -335,21 +335,23 @@ def test_a_circuit_runs_again_after_the_worker_that_cached_it_is_killed():
 
 
 def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
+    fresh_pool()  # with a cap of one, then, every job runs on the same single worker
     circuit, obs = ansatz(3), observable(3)
     vals = values(circuit, 4)
     with Session(AerBackend(max_workers=1)) as session:
         off = EstimatorV2(mode=session, options={**EXACT, "circuit_cache": False})
         on = EstimatorV2(mode=session, options=EXACT)
         a = off.run([(circuit, obs, vals)]).result(timeout=120)
-        misses = ray.get(worker(next(iter(workers_of(a)))).cache_info.remote())["misses"]
+        (used,) = workers_of(a)
+        assert ray.get(worker(used).cache_info.remote())["circuits"] == 0
         b = on.run([(circuit, obs, vals)]).result(timeout=120)
         c = on.run([(circuit, obs, vals)]).result(timeout=120)
+        assert workers_of(b) == workers_of(c) == {used}
         np.testing.assert_array_equal(a[0].data.evs, b[0].data.evs)
         np.testing.assert_array_equal(b[0].data.evs, c[0].data.evs)
-        if workers_of(b) == workers_of(c) == workers_of(a):
-            # The cached job unpickled the circuit once; the cache-off job did not cache it.
-            info = ray.get(worker(next(iter(workers_of(a)))).cache_info.remote())
-            assert info["misses"] == misses + 1
+        # The cached jobs unpickled the circuit once between them; the cache-off job kept none.
+        info = ray.get(worker(used).cache_info.remote())
+        assert (info["circuits"], info["misses"]) == (1, 1)
 
 
 def test_seeded_job_gives_the_same_numbers_on_any_number_of_workers():
@@ -487,13 +489,23 @@ def test_a_failed_chunk_drops_the_chunks_of_its_job_that_wait_for_a_worker():
     broken = bell(False)
     broken.append(Gate("not_a_gate", 1, []), [0])
     held = gated(bell(False), name)
-    with Session(AerBackend(max_workers=1)) as session:
-        options = {**EXACT, "circuit_cache": False, "chunk_size": 1}
-        estimator = EstimatorV2(mode=session, options=options)
-        # One chunk per PUB; the broken one is first in line for the single worker.
-        job = estimator.run([(broken, "ZZ"), (held, "ZZ"), (held, "XX")])
+    options = {**EXACT, "circuit_cache": False, "chunk_size": 1}
+    backend = AerBackend()
+    backend.warm_up(timeout=120)
+    with Session(backend) as first, Session(backend) as second:
+        # Both workers held at the gate by the first session's two chunks.
+        blocker = EstimatorV2(mode=first, options=options).run([(held, "ZZ"), (held, "XX")])
+        wait_for(lambda: ray.get(gate.counts.remote())[0] == 2)
+        # One chunk per PUB, queued in order: the broken one first.
+        job = EstimatorV2(mode=second, options=options).run(
+            [(broken, "ZZ"), (held, "ZZ"), (held, "XX")]
+        )
+        wait_for(lambda: pool_status().waiting.get(second.session_id) == 3)
+        gate.allow.remote(1)  # one worker comes free: the broken chunk gets it and fails
         with pytest.raises(JobFailedError, match="not_a_gate"):
             job.result(timeout=120)
-        wait_for(lambda: not pool_status().waiting.get(session.session_id))
-        assert ray.get(gate.counts.remote()) == (0, 0)  # the gated chunks never started
-        assert bell_zz(EstimatorV2(mode=session, options=EXACT)) == pytest.approx(1.0)
+        wait_for(lambda: not pool_status().waiting.get(second.session_id))
+        assert ray.get(gate.counts.remote()) == (2, 1)  # its gated chunks never started
+        gate.allow.remote(1)
+        assert blocker.result(timeout=120)[0].data.evs == pytest.approx(1.0)
+        assert bell_zz(EstimatorV2(mode=second, options=EXACT)) == pytest.approx(1.0)

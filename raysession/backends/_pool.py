@@ -39,7 +39,7 @@ from typing import Any
 
 import ray
 from pydantic import BaseModel, ConfigDict
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import ActorUnschedulableError, RayActorError, RayError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import (
     NodeAffinitySchedulingStrategy,
@@ -165,6 +165,7 @@ class _Waiter:
     backend_id: str
     cap: int | None
     future: asyncio.Future[Lease]
+    order: int = 0
 
 
 class PoolActor:
@@ -205,7 +206,13 @@ class PoolActor:
     # ----------------------------------------------------------------- protocol
 
     async def lease(
-        self, client: str, shape: Shape, backend_id: str, cap: int | None, request_id: str
+        self,
+        client: str,
+        shape: Shape,
+        backend_id: str,
+        cap: int | None,
+        request_id: str,
+        order: int = 0,
     ) -> Lease:
         """Wait for an idle worker of ``shape`` and grant it to ``client``.
 
@@ -215,6 +222,8 @@ class PoolActor:
             backend_id: The backend the chunk belongs to, for ``cap``.
             cap: Most workers this backend may hold at once, or ``None``.
             request_id: Names the request for :meth:`cancel_lease`.
+            order: The request's place among the client's requests. An async actor
+                may run calls out of their submission order, so the client numbers them.
 
         Raises:
             BackendUnavailableError: no node could place the shape within the placement
@@ -222,9 +231,12 @@ class PoolActor:
         """
         self._ensure_loop()
         future: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(request_id, client, shape, backend_id, cap, future)
+        waiter = _Waiter(request_id, client, shape, backend_id, cap, future, order)
         queues = self._waiting.setdefault(shape, collections.OrderedDict())
-        queues.setdefault(client, collections.deque()).append(waiter)
+        queue = queues.setdefault(client, collections.deque())
+        queue.append(waiter)
+        if len(queue) > 1 and queue[-2].order > order:
+            queues[client] = collections.deque(sorted(queue, key=lambda w: w.order))
         self._dispatch(shape)
         return await future
 
@@ -523,6 +535,9 @@ class PoolActor:
             if isinstance(exc, TimeoutError) and worker.pg is not None:
                 if not alive:
                     self._fail_shape(worker.shape, self._unplaceable_error(worker.shape))
+            elif isinstance(exc, ActorUnschedulableError):
+                # Its node died and Ray's node table does not say so yet: avoid the node.
+                _shun(worker.node_id)
             else:
                 self._start_failures[worker.shape] += 1
                 if self._start_failures[worker.shape] >= _START_FAILURES:
@@ -647,16 +662,28 @@ class PoolActor:
 
 
 _NODES_TTL_S = 1.0
+_SHUN_S = 30.0
 _nodes_cache: tuple[float, list[dict[str, Any]]] = (-_NODES_TTL_S, [])
+_shunned: dict[str, float] = {}
 
 
 def _nodes() -> list[dict[str, Any]]:
-    """Ray's node table, read at most once a second (a GCS round trip)."""
+    """Ray's alive nodes, read at most once a second (a GCS round trip), less the nodes
+    where a worker could not be scheduled lately."""
     global _nodes_cache
     now = time.monotonic()
     if now - _nodes_cache[0] >= _NODES_TTL_S:
         _nodes_cache = (now, ray.nodes())  # type: ignore[no-untyped-call]
-    return _nodes_cache[1]
+    for node_id, until in list(_shunned.items()):
+        if until <= now:
+            del _shunned[node_id]
+    return [n for n in _nodes_cache[1] if n.get("Alive") and n["NodeID"] not in _shunned]
+
+
+def _shun(node_id: str) -> None:
+    global _nodes_cache
+    _shunned[node_id] = time.monotonic() + _SHUN_S
+    _nodes_cache = (-_NODES_TTL_S, [])
 
 
 def _live_sessions() -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import itertools
 import logging
 import os
 import pickle
@@ -372,7 +373,9 @@ class AerBackend:
         request_id = uuid.uuid4().hex
         for attempt in range(3):
             pool = _pool()
-            ref = pool.lease.remote(client, self._shape, self._id, self._cap, request_id)
+            ref = pool.lease.remote(
+                client, self._shape, self._id, self._cap, request_id, next(_lease_order)
+            )
             try:
                 lease: Lease = await ref
                 _granted[lease.worker_id] = asyncio.get_running_loop().time()
@@ -438,6 +441,8 @@ class AerBackend:
 # ----------------------------------------------------------------- per process
 
 _pool_handle: Any = None
+# Numbers this process's lease requests: the pool keeps each client's requests in this order.
+_lease_order = itertools.count()
 _pool_connection: tuple[str, str] | None = None
 _sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = (
     collections.OrderedDict()
