@@ -31,14 +31,12 @@ import asyncio
 import collections
 import itertools
 import logging
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from pydantic import BaseModel, ConfigDict
 from ray.exceptions import ActorUnschedulableError, RayActorError, RayError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import (
@@ -48,99 +46,24 @@ from ray.util.scheduling_strategies import (
 
 from .._connect import NAMESPACE, actor_name, ensure_ray
 from ..errors import BackendUnavailableError
+from ._pool_protocol import (
+    PLACEMENT_ENV,
+    POOL_NAME,
+    Lease,
+    PoolConfig,
+    PoolStatus,
+    Shape,
+    WorkerStatus,
+)
 
 logger = logging.getLogger(__name__)
 
-POOL_NAME = "pool"
-IDLE_ENV = "RAYSESSION_WORKER_IDLE_S"
-PLACEMENT_ENV = "RAYSESSION_PLACEMENT_TIMEOUT_S"
 # A shape whose workers die this many times in a row while starting fails its leases.
 _START_FAILURES = 3
 # Seconds a lease waits for a busy worker before the pool starts another.
 _START_DELAY_S = 0.1
 # Seconds a worker may take to import Aer and answer, once placed.
 _START_S = 180.0
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} must be a number of seconds") from None
-    if not value > 0:
-        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
-    return value
-
-
-@dataclass(frozen=True)
-class Shape:
-    """The resources one worker needs."""
-
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-
-    def resources(self) -> dict[str, float]:
-        """The shape as a Ray resource dict (zero entries left out)."""
-        found = {"CPU": self.num_cpus, "GPU": self.num_gpus}
-        return {name: amount for name, amount in found.items() if amount}
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    """How the pool behaves; read from the environment of the process that creates it."""
-
-    idle_s: float = 60.0
-    placement_timeout_s: float = 60.0
-
-    @classmethod
-    def from_env(cls) -> PoolConfig:
-        return cls(
-            idle_s=_env_seconds(IDLE_ENV, 60.0),
-            placement_timeout_s=_env_seconds(PLACEMENT_ENV, 60.0),
-        )
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A worker granted to one caller until it calls :meth:`PoolActor.release`."""
-
-    worker_id: str
-    """The worker's Ray actor name (namespace ``raysession``); callers cache its handle."""
-    sequence: int
-    """Grants the pool made before this one (over its whole life)."""
-
-
-class WorkerStatus(BaseModel):
-    """One worker of the pool."""
-
-    model_config = ConfigDict(frozen=True)
-
-    worker_id: str
-    num_cpus: float
-    num_gpus: float
-    node_id: str
-    state: str
-    """``"starting"``, ``"idle"`` or ``"busy"``."""
-    client: str | None
-    """The session (or batch) whose chunk it runs, when busy."""
-
-
-class PoolStatus(BaseModel):
-    """What :func:`pool_status` reports."""
-
-    model_config = ConfigDict(frozen=True)
-
-    workers: list[WorkerStatus]
-    waiting: dict[str, int]
-    """Leases waiting for a worker, by client (session id)."""
-    grants: dict[str, int]
-    """Leases granted so far, by client."""
-    replaced: int
-    """Workers that died (crashed or killed) while the pool lived."""
-    config: dict[str, float]
 
 
 @dataclass

@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
-import itertools
 import logging
 import os
 import pickle
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import ray
 from qiskit.primitives import PrimitiveResult, PubResult
 from qiskit_aer import AerSimulator
 from qiskit_aer.aererror import AerError
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError
 
-from .._connect import NAMESPACE, ensure_ray
+from .._connect import ensure_ray
 from ..errors import BackendUnavailableError, JobFailedError
+from . import _pool_client as client
 from ._aer_worker import ChunkDone, ChunkRequest
 from ._partition import Chunk, PubSpec, chunk_pubs, chunk_seed, plan
-from ._pool import Lease, Shape, get_pool
+from ._pool_protocol import Lease, Shape
 from .base import BackendRun, JobSpec
 
 logger = logging.getLogger(__name__)
@@ -32,10 +30,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["AerBackend"]
 
 RETRIES_ENV = "RAYSESSION_MAX_CHUNK_RETRIES"
-# Keys this process remembers as sent to each worker.
-_TRACKED_KEYS = 4096
-# Workers this process remembers sending to.
-_TRACKED_WORKERS = 1024
 
 
 def max_chunk_retries() -> int:
@@ -274,7 +268,7 @@ class AerBackend:
             try:
                 resend: set[str] = set()
                 while True:
-                    ship = _to_ship(lease.worker_id, [*keys, sim_key], resend)
+                    ship = client.to_ship(lease.worker_id, [*keys, sim_key], resend)
                     request = ChunkRequest(
                         kind=spec.kind,
                         pubs=pubs,
@@ -291,7 +285,7 @@ class AerBackend:
                         deadline=deadline,
                         job_metadata=job_metadata,
                     )
-                    done_ref, result_ref = _handle(lease.worker_id).run_chunk.remote(request)
+                    done_ref, result_ref = client.handle(lease.worker_id).run_chunk.remote(request)
                     running.add(index)
                     try:
                         done: ChunkDone = await done_ref
@@ -305,11 +299,11 @@ class AerBackend:
             except asyncio.CancelledError:
                 # Stopped mid-chunk: only killing the worker interrupts Aer.
                 keep = False
-                ray.kill(_handle(lease.worker_id), no_restart=True)
+                ray.kill(client.handle(lease.worker_id), no_restart=True)
                 raise
             except RayActorError as exc:
                 keep = False
-                _forget_worker(lease.worker_id)
+                client.forget_worker(lease.worker_id)
                 crashes += 1
                 if crashes > limit:
                     raise JobFailedError(
@@ -330,9 +324,9 @@ class AerBackend:
                 )
             finally:
                 if keep and hold:
-                    _hold(spec.session_id or spec.job_id, self._id, lease)
+                    client.hold(spec.session_id or spec.job_id, self._id, lease)
                 elif keep:
-                    _give_back(lease)
+                    client.give_back(lease)
 
     async def _join(
         self,
@@ -346,13 +340,13 @@ class AerBackend:
         for attempt in range(max_chunk_retries() + 1):
             lease = await self._lease(spec)
             # The join runs in its own concurrency group: the worker may take chunks at once.
-            worker = _handle(lease.worker_id)
+            worker = client.handle(lease.worker_id)
             done_ref, result_ref = worker.join.remote(spec.pubs, chunks, metadata, *refs)
-            _give_back(lease)
+            client.give_back(lease)
             try:
                 await done_ref
             except RayActorError as exc:
-                _forget_worker(lease.worker_id)
+                client.forget_worker(lease.worker_id)
                 if attempt == max_chunk_retries():
                     raise BackendUnavailableError(
                         f"Job {spec.job_id}: its results could not be reassembled; "
@@ -366,37 +360,13 @@ class AerBackend:
         raise AssertionError("unreachable")
 
     async def _lease(self, spec: JobSpec) -> Lease:
-        client = spec.session_id or spec.job_id
-        held = _take_held(client, self._id)
-        if held is not None:
-            return held
-        request_id = uuid.uuid4().hex
-        for attempt in range(3):
-            pool = _pool()
-            ref = pool.lease.remote(
-                client, self._shape, self._id, self._cap, request_id, next(_lease_order)
+        try:
+            return await client.acquire(
+                spec.session_id or spec.job_id, self._shape, self._id, self._cap
             )
-            try:
-                lease: Lease = await ref
-                _granted[lease.worker_id] = asyncio.get_running_loop().time()
-                return lease
-            except asyncio.CancelledError:
-                pool.cancel_lease.remote(request_id)
-                raise
-            except RayTaskError as exc:
-                cause = exc.cause
-                if isinstance(cause, BackendUnavailableError):
-                    cause.session_id, cause.job_id = spec.session_id, spec.job_id
-                    raise cause from None
-                raise
-            except RayActorError:
-                # The pool exited (idle) or died between finding and using it: find it again,
-                # once its name is free.
-                _reset_pool()
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        except BackendUnavailableError as exc:
+            exc.session_id, exc.job_id = spec.session_id, spec.job_id
+            raise
 
     def warm_up(self, timeout: float = 300.0) -> int:
         """Start the workers this backend can use now, instead of with the first job.
@@ -406,13 +376,13 @@ class AerBackend:
         for attempt in range(2):
             try:
                 warmed: int = ray.get(
-                    _pool().warm.remote(self._shape, self.num_workers, timeout),
+                    client.pool().warm.remote(self._shape, self.num_workers, timeout),
                     timeout=timeout + 30,
                 )
                 return warmed
             except RayActorError:
                 # The pool exited while idle since this process last used it.
-                _reset_pool()
+                client.reset_pool()
                 if attempt:
                     raise
         raise AssertionError("unreachable")
@@ -438,142 +408,18 @@ class AerBackend:
         return f"<AerBackend {self._name!r} {self._shape.resources()}{cap} id={self._id[:8]}>"
 
 
-# ----------------------------------------------------------------- per process
-
-_pool_handle: Any = None
-# Numbers this process's lease requests: the pool keeps each client's requests in this order.
-_lease_order = itertools.count()
-_pool_connection: tuple[str, str] | None = None
-_sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = (
-    collections.OrderedDict()
-)
-_handles: collections.OrderedDict[str, Any] = collections.OrderedDict()
-_close_hooks: dict[str, list[Callable[[], None]]] = {}
-
-
 def on_close(backend_id: str, hook: Callable[[], None]) -> None:
     """Call ``hook`` when the backend with ``backend_id`` is closed in this process."""
     _close_hooks.setdefault(backend_id, []).append(hook)
 
 
-# A worker that finished a whole job is kept this long for the same session's next job,
-# and at most _STICKY_S after the pool granted it; other sessions wait at most that long.
-_HOLD_S = 0.05
-_STICKY_S = 0.25
-
-
-@dataclass
-class _Held:
-    lease: Lease
-    granted: float
-    timer: asyncio.TimerHandle | None = None
-
-
-_held: dict[tuple[str, str], _Held] = {}
-_granted: dict[str, float] = {}
-
-
-def _hold(client: str, backend_id: str, lease: Lease) -> None:
-    """Keep a worker that just ran a whole job for a moment: the next job of the same
-    session usually follows at once, and then needs no lease round trip."""
-    loop = asyncio.get_running_loop()
-    granted = _granted.get(lease.worker_id, loop.time())
-    key = (client, backend_id)
-    if key in _held or loop.time() - granted >= _STICKY_S:
-        _give_back(lease)
-        return
-    timer = loop.call_later(_HOLD_S, _release_held, key)
-    _held[key] = _Held(lease, granted, timer)
-
-
-def _take_held(client: str, backend_id: str) -> Lease | None:
-    held = _held.pop((client, backend_id), None)
-    if held is None:
-        return None
-    if held.timer is not None:
-        held.timer.cancel()
-    return held.lease
-
-
-def _release_held(key: tuple[str, str]) -> None:
-    held = _held.pop(key, None)
-    if held is not None:
-        _give_back(held.lease)
-
-
-def _give_back(lease: Lease) -> None:
-    _granted.pop(lease.worker_id, None)
-    _pool().release.remote(lease.worker_id)
-
-
-def _pool() -> Any:
-    """The pool's handle, found (or created) once per Ray connection of this process."""
-    global _pool_handle, _pool_connection
-    context = ray.get_runtime_context()
-    connection = (context.get_node_id(), context.get_job_id())
-    if connection != _pool_connection:
-        # A new ray.init(): handles and what was sent belong to the old cluster.
-        _reset_pool()
-        _pool_connection = connection
-    if _pool_handle is None:
-        _pool_handle = get_pool()
-    return _pool_handle
-
-
-def _reset_pool() -> None:
-    global _pool_handle
-    _pool_handle = None
-    _sent.clear()
-    _handles.clear()
-    _granted.clear()
-    for held in _held.values():
-        if held.timer is not None:
-            held.timer.cancel()
-    _held.clear()
+_close_hooks: dict[str, list[Callable[[], None]]] = {}
 
 
 def _discard_outcome(task: asyncio.Future[Any]) -> None:
     """Mark the outcome of a chunk of an already failed job as seen."""
     if not task.cancelled():
         task.exception()
-
-
-def _to_ship(worker_id: str, keys: list[str], resend: set[str]) -> set[str]:
-    """Of ``keys``, those this process has not sent to the worker yet (or must resend)."""
-    sent = _sent.get(worker_id)
-    if sent is None:
-        sent = _sent[worker_id] = collections.OrderedDict()
-        while len(_sent) > _TRACKED_WORKERS:
-            _sent.popitem(last=False)
-    ship = set()
-    for key in keys:
-        if key in sent and key not in resend:
-            sent.move_to_end(key)
-            continue
-        ship.add(key)
-        sent[key] = None
-    while len(sent) > _TRACKED_KEYS:
-        sent.popitem(last=False)
-    return ship
-
-
-def _handle(worker_id: str) -> Any:
-    """The worker's actor handle, looked up by name once per process."""
-    handle = _handles.get(worker_id)
-    if handle is None:
-        try:
-            handle = _handles[worker_id] = ray.get_actor(worker_id, namespace=NAMESPACE)
-        except ValueError as exc:  # it died between the grant and this lookup
-            raise RayActorError() from exc
-        while len(_handles) > _TRACKED_WORKERS:
-            _handles.popitem(last=False)
-    return handle
-
-
-def _forget_worker(worker_id: str) -> None:
-    _sent.pop(worker_id, None)
-    _handles.pop(worker_id, None)
-    _granted.pop(worker_id, None)
 
 
 def _check_aer_options(options: dict[str, Any], *, remote_gpu: bool) -> None:

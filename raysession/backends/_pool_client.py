@@ -1,0 +1,190 @@
+"""This process's side of the pool: its handle, worker handles, what was sent where, leases.
+
+A process that runs jobs (a session actor) leases workers from the cluster's pool
+(:mod:`._pool`), sends chunks straight to them and gives them back. What it keeps
+here is per process and per Ray connection: a new ``ray.init()`` starts it afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from .._connect import NAMESPACE
+from ..errors import BackendUnavailableError
+from ._pool import get_pool
+from ._pool_protocol import Lease, Shape
+
+# Keys this process remembers as sent to each worker.
+_TRACKED_KEYS = 4096
+# Workers this process remembers sending to.
+_TRACKED_WORKERS = 1024
+
+_handle_of_pool: Any = None
+# Numbers this process's lease requests: the pool keeps each client's requests in this order.
+_order = itertools.count()
+_connection: tuple[str, str] | None = None
+_sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = (
+    collections.OrderedDict()
+)
+_handles: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+
+# A worker that finished a whole job is kept this long for the same session's next job,
+# and at most _STICKY_S after the pool granted it; other sessions wait at most that long.
+_HOLD_S = 0.05
+_STICKY_S = 0.25
+
+
+@dataclass
+class _Held:
+    lease: Lease
+    granted: float
+    timer: asyncio.TimerHandle | None = None
+
+
+_held: dict[tuple[str, str], _Held] = {}
+_granted: dict[str, float] = {}
+
+
+def hold(client: str, backend_id: str, lease: Lease) -> None:
+    """Keep a worker that just ran a whole job for a moment: the next job of the same
+    session usually follows at once, and then needs no lease round trip."""
+    loop = asyncio.get_running_loop()
+    granted = _granted.get(lease.worker_id, loop.time())
+    key = (client, backend_id)
+    if key in _held or loop.time() - granted >= _STICKY_S:
+        give_back(lease)
+        return
+    timer = loop.call_later(_HOLD_S, _release_held, key)
+    _held[key] = _Held(lease, granted, timer)
+
+
+def take_held(client: str, backend_id: str) -> Lease | None:
+    """The worker held for ``client`` on ``backend_id``, if any; it is the caller's now."""
+    held = _held.pop((client, backend_id), None)
+    if held is None:
+        return None
+    if held.timer is not None:
+        held.timer.cancel()
+    return held.lease
+
+
+def _release_held(key: tuple[str, str]) -> None:
+    held = _held.pop(key, None)
+    if held is not None:
+        give_back(held.lease)
+
+
+def give_back(lease: Lease) -> None:
+    """Release a leased worker to the pool (without waiting for the answer)."""
+    _granted.pop(lease.worker_id, None)
+    pool().release.remote(lease.worker_id)
+
+
+def pool() -> Any:
+    """The pool's handle, found (or created) once per Ray connection of this process."""
+    global _handle_of_pool, _connection
+    context = ray.get_runtime_context()
+    connection = (context.get_node_id(), context.get_job_id())
+    if connection != _connection:
+        # A new ray.init(): handles and what was sent belong to the old cluster.
+        reset_pool()
+        _connection = connection
+    if _handle_of_pool is None:
+        _handle_of_pool = get_pool()
+    return _handle_of_pool
+
+
+def reset_pool() -> None:
+    """Forget the pool's handle and everything known of its workers (it exited, or a new
+    Ray connection began)."""
+    global _handle_of_pool
+    _handle_of_pool = None
+    _sent.clear()
+    _handles.clear()
+    _granted.clear()
+    for held in _held.values():
+        if held.timer is not None:
+            held.timer.cancel()
+    _held.clear()
+
+
+def to_ship(worker_id: str, keys: list[str], resend: set[str]) -> set[str]:
+    """Of ``keys``, those this process has not sent to the worker yet (or must resend)."""
+    sent = _sent.get(worker_id)
+    if sent is None:
+        sent = _sent[worker_id] = collections.OrderedDict()
+        while len(_sent) > _TRACKED_WORKERS:
+            _sent.popitem(last=False)
+    ship = set()
+    for key in keys:
+        if key in sent and key not in resend:
+            sent.move_to_end(key)
+            continue
+        ship.add(key)
+        sent[key] = None
+    while len(sent) > _TRACKED_KEYS:
+        sent.popitem(last=False)
+    return ship
+
+
+def handle(worker_id: str) -> Any:
+    """The worker's actor handle, looked up by name once per process."""
+    handle = _handles.get(worker_id)
+    if handle is None:
+        try:
+            handle = _handles[worker_id] = ray.get_actor(worker_id, namespace=NAMESPACE)
+        except ValueError as exc:  # it died between the grant and this lookup
+            raise RayActorError() from exc
+        while len(_handles) > _TRACKED_WORKERS:
+            _handles.popitem(last=False)
+    return handle
+
+
+def forget_worker(worker_id: str) -> None:
+    """Forget a worker that died: what was sent to it and its handle."""
+    _sent.pop(worker_id, None)
+    _handles.pop(worker_id, None)
+    _granted.pop(worker_id, None)
+
+
+async def acquire(client: str, shape: Shape, backend_id: str, cap: int | None) -> Lease:
+    """A worker of ``shape`` for ``client``: one it holds, else a lease from the pool.
+
+    Raises:
+        BackendUnavailableError: the pool could not place a worker of the shape.
+    """
+    held = take_held(client, backend_id)
+    if held is not None:
+        return held
+    request_id = uuid.uuid4().hex
+    for attempt in range(3):
+        found = pool()
+        ref = found.lease.remote(client, shape, backend_id, cap, request_id, next(_order))
+        try:
+            lease: Lease = await ref
+            _granted[lease.worker_id] = asyncio.get_running_loop().time()
+            return lease
+        except asyncio.CancelledError:
+            found.cancel_lease.remote(request_id)
+            raise
+        except RayTaskError as exc:
+            if isinstance(exc.cause, BackendUnavailableError):
+                raise exc.cause from None
+            raise
+        except RayActorError:
+            # The pool exited (idle) or died between finding and using it: find it again,
+            # once its name is free.
+            reset_pool()
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
