@@ -334,6 +334,20 @@ def test_a_circuit_runs_again_after_the_worker_that_cached_it_is_killed():
             np.testing.assert_allclose(got, want, atol=1e-12)
 
 
+def test_a_noise_model_is_sent_again_to_the_worker_that_replaces_a_killed_one():
+    noise = NoiseModel()
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.2, 2), ["cx"])
+    with Session(AerBackend(method="density_matrix", noise_model=noise, max_workers=1)):
+        sampler = SamplerV2(options={"seed_simulator": 4})
+        first = sampler.run([bell()], shots=2000).result(timeout=120)
+        (used,) = workers_of(first)
+        ray.kill(worker(used), no_restart=True)
+        again = sampler.run([bell()], shots=2000).result(timeout=120)
+    assert workers_of(again) != {used}
+    assert set(again[0].data.meas.get_counts()) > {"00", "11"}  # the noise is applied
+    np.testing.assert_array_equal(again[0].data.meas.array, first[0].data.meas.array)
+
+
 def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
     fresh_pool()  # with a cap of one, then, every job runs on the same single worker
     circuit, obs = ansatz(3), observable(3)
