@@ -61,7 +61,7 @@ def describe_machine() -> dict[str, Any]:
     """CPU count and model, memory, versions of Python and the libraries (and raysession's git
     commit), the load average and the date (UTC)."""
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_model": _cpu_model(),
         "memory_total_gb": round(psutil.virtual_memory().total / 2**30, 1),
