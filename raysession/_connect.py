@@ -27,3 +27,13 @@ def ensure_ray() -> None:
 def actor_name(kind: str, ident: str) -> str:
     """The name of a named raysession actor (in :data:`NAMESPACE`)."""
     return f"{kind}-{ident}"
+
+
+def live_session_ids() -> list[str]:
+    """Ids of the live session (and batch) actors on the connected Ray cluster, sorted."""
+    prefix = actor_name("session", "")
+    return sorted(
+        entry["name"][len(prefix) :]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix)
+    )

@@ -11,7 +11,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from ._catalog import PoolBacked, resolve_backend
-from ._connect import NAMESPACE, actor_name, ensure_ray
+from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
 from ._duration import check_bounds, parse_duration
 from ._lifecycle import SessionState
 from ._records import JobInfo, SessionDetails
@@ -46,12 +46,7 @@ def current_session() -> Session | None:
 def list_sessions() -> list[str]:
     """Ids of the live sessions (and batches) on the connected Ray cluster."""
     ensure_ray()
-    prefix = actor_name("session", "")
-    return sorted(
-        entry["name"][len(prefix) :]
-        for entry in ray.util.list_named_actors(all_namespaces=True)
-        if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix)
-    )
+    return live_session_ids()
 
 
 class Session:

@@ -44,7 +44,7 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
-from .._connect import NAMESPACE, actor_name, ensure_ray
+from .._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
 from ..errors import BackendUnavailableError
 from ._pool_protocol import (
     PLACEMENT_ENV,
@@ -559,7 +559,7 @@ class PoolActor:
                     self._publish_demand()
             busy = [w for w in self._workers.values() if w.client is not None]
             if busy or not self._workers:
-                sessions = _live_sessions()
+                sessions = set(live_session_ids())
                 for worker in busy:
                     if worker.client not in sessions:
                         # The session died holding the lease: the worker is free again.
@@ -607,15 +607,6 @@ def _shun(node_id: str) -> None:
     global _nodes_cache
     _shunned[node_id] = time.monotonic() + _SHUN_S
     _nodes_cache = (-_NODES_TTL_S, [])
-
-
-def _live_sessions() -> set[str]:
-    prefix = actor_name("session", "")
-    return {
-        entry["name"][len(prefix) :]
-        for entry in ray.util.list_named_actors(all_namespaces=True)
-        if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix)
-    }
 
 
 def pool_actor_options() -> dict[str, Any]:
