@@ -1,7 +1,7 @@
 """raysession: Qiskit Runtime sessions, batches and V2 primitives on Ray, with Aer simulating."""
 
 from ._lifecycle import SessionState
-from ._records import JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
 from .backends import AerBackend, PoolStatus, WorkerStatus, pool_status, shutdown_pool
 from .errors import (
     BackendUnavailableError,
@@ -10,6 +10,7 @@ from .errors import (
     JobFailedError,
     JobTimeoutError,
     RaySessionError,
+    ResultUnavailableError,
     SessionClosedError,
     SessionExpiredError,
     SessionNotFoundError,
@@ -49,6 +50,7 @@ __all__ = [
     "RayBackend",
     "RayProvider",
     "RaySessionError",
+    "ResultUnavailableError",
     "RuntimeJob",
     "RuntimeJobV2",
     "Sampler",

@@ -1,21 +1,16 @@
-"""The shared base of the primitives: mode resolution, options, job specs and submission."""
+"""The shared base of the primitives: mode resolution and options; submission is :mod:`._submit`."""
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-import secrets
-import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ._catalog import PoolBacked
-from ._job_mode import job_mode_batch
-from .backends._partition import Kind, PubSpec
-from .backends.base import Backend, JobSpec
-from .errors import SessionClosedError, SessionExpiredError
+from ._submit import submit_job
+from .backends._partition import Kind
+from .backends.base import Backend
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions
 from .session import Session, current_session
@@ -90,70 +85,4 @@ class BasePrimitive(Generic[OptionsT]):
         return (type(self), (self._mode, self._options))
 
     def _submit(self, pubs: list[EstimatorPub] | list[SamplerPub]) -> RuntimeJobV2:
-        mode = self._mode
-        if isinstance(mode, Session):
-            check_execution_time(self._options, mode.max_time)
-            return mode.submit(build_spec(self._KIND, pubs, self._options, mode.session_id))
-        spec = build_spec(self._KIND, pubs, self._options, None)
-        try:
-            return job_mode_batch(mode).submit(spec)
-        except (SessionClosedError, SessionExpiredError):
-            # The job-mode batch closed itself while idle: start a fresh one.
-            return job_mode_batch(mode, renew=True).submit(spec)
-
-
-def check_execution_time(options: EstimatorOptions | SamplerOptions, max_time: float) -> None:
-    """Raise ``ValueError`` unless the job's ``max_execution_time`` is below ``max_time``."""
-    limit = options.max_execution_time
-    if limit is not None and limit >= max_time:
-        raise ValueError(
-            f"max_execution_time={limit} s must be smaller than the session's max_time "
-            f"of {max_time} s."
-        )
-
-
-def build_spec(
-    kind: Kind,
-    pubs: list[EstimatorPub] | list[SamplerPub],
-    options: EstimatorOptions | SamplerOptions,
-    session_id: str | None,
-    job_id: str | None = None,
-) -> JobSpec:
-    """The job spec of coerced PUBs: circuits pickled once each and named by content.
-
-    The session actor forwards the pickled circuits without unpickling them; a
-    worker unpickles a circuit once and keeps it while the cache holds it.
-    """
-    circuits: dict[str, bytes] = {}
-    by_id: dict[int, str] = {}
-    specs = []
-    for pub in pubs:
-        key = by_id.get(id(pub.circuit))
-        if key is None:
-            data = pickle.dumps(pub.circuit, protocol=pickle.HIGHEST_PROTOCOL)
-            key = hashlib.blake2b(data, digest_size=16).hexdigest()
-            circuits[key] = data
-            by_id[id(pub.circuit)] = key
-        if isinstance(pub, EstimatorPub):
-            specs.append(
-                PubSpec(
-                    key, pub.parameter_values, observables=pub.observables, precision=pub.precision
-                )
-            )
-        else:
-            specs.append(PubSpec(key, pub.parameter_values, shots=pub.shots))
-    seed = options.seed_simulator
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-    return JobSpec(
-        kind=kind,
-        pubs=tuple(specs),
-        circuits=circuits,
-        seed=seed,
-        chunk_size=options.chunk_size,
-        run_options=dict(options.run_options),
-        max_execution_time=options.max_execution_time,
-        circuit_cache=options.circuit_cache,
-        job_id=job_id or uuid.uuid4().hex,
-        session_id=session_id,
-    )
+        return submit_job(self._mode, self._KIND, pubs, self._options)

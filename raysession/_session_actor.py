@@ -10,20 +10,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import ray
-from qiskit.primitives import PrimitiveResult, PubResult
-from ray.exceptions import RayActorError, RayError, RayTaskError, TaskCancelledError
+from ray.exceptions import OwnerDiedError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from . import _deadlines
 from ._connect import NAMESPACE, actor_name
+from ._failures import classify, record_final
 from ._lifecycle import SessionState, transition
-from ._records import JobInfo, JobMetrics, JobStatus, SessionDetails
-from .backends.base import Backend, BackendRun, JobSpec
+from ._messages import Admission, JobInfo, JobMetrics, JobStatus, SessionDetails
+from .backends.base import Backend, BackendRun, Delivery, Grant, JobSpec
 from .errors import (
-    BackendUnavailableError,
     ExecutionTimeoutError,
     JobCancelledError,
     JobFailedError,
     RaySessionError,
+    ResultUnavailableError,
     SessionClosedError,
     SessionExpiredError,
 )
@@ -33,11 +34,13 @@ logger = logging.getLogger(__name__)
 Mode = Literal["dedicated", "batch"]
 
 # Finished jobs whose records (not results) are kept for status queries.
-_KEEP_RECORDS = 2_000
+KEEP_RECORDS = 2_000
 # Finished, delivered jobs whose result refs are kept so another handle can fetch them.
-_KEEP_RESULTS = 100
-# How long a job id announced by result() may wait for its submit() to arrive.
-_SUBMIT_WAIT_S = 30.0
+KEEP_RESULTS = 100
+# How long the submitter of a granted job may take to send it to its worker.
+_DISPATCH_WAIT_S = 30.0
+# How long a status query waits for the completion of a job whose result the asker has.
+_SETTLE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,24 +55,33 @@ class SessionConfig:
     exit_grace_s: float = 0.5
     """Seconds between handing over the last result and exiting."""
     undelivered_grace_s: float = 60.0
-    """Seconds a final session waits for results nobody asked for before exiting."""
+    """Seconds a final session waits for results nobody fetched before exiting."""
+
+    def limits(self) -> _deadlines.Limits:
+        return _deadlines.Limits(
+            self.max_time_s, self.interactive_timeout_s, self.idle_timeout_s,
+            self.undelivered_grace_s,
+        )  # fmt: skip
 
 
 @dataclass
 class _Job:
     job_id: str
-    spec: JobSpec
+    spec: JobSpec | None
     sequence: int
     created: float
     status: JobStatus = JobStatus.QUEUED
     running: float | None = None
     finished: float | None = None
     error: RaySessionError | None = None
-    run: BackendRun | None = None
-    task: asyncio.Task[Any] | None = None
-    result_ref: ray.ObjectRef[PrimitiveResult[PubResult]] | None = None
-    value: PrimitiveResult[PubResult] | None = None
+    run: BackendRun = field(default_factory=BackendRun)
+    task: asyncio.Task[Delivery] | None = None
+    watcher: asyncio.Task[None] | None = None
+    sent: asyncio.Future[list[ray.ObjectRef[Any]]] | None = None
+    """Granted jobs: the (done, result) refs its submitter sends once it dispatched it."""
+    delivery: Delivery | None = None
     delivered: bool = False
+    pruned: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def info(self, session_id: str) -> JobInfo:
@@ -78,14 +90,15 @@ class _Job:
             session_id=session_id,
             status=self.status,
             error_message=None if self.error is None else self.error.message,
+            error_type=None if self.error is None else type(self.error).__name__,
             metrics=JobMetrics(
                 created=self.created,
                 running=self.running,
                 finished=self.finished,
                 sequence=self.sequence,
-                workers=() if self.run is None else tuple(self.run.workers),
-                num_chunks=0 if self.run is None else self.run.num_chunks,
-                retries=0 if self.run is None else self.run.retries,
+                workers=tuple(self.run.workers),
+                num_chunks=self.run.num_chunks,
+                retries=self.run.retries,
             ),
         )
 
@@ -112,17 +125,20 @@ def session_actor_options(session_id: str) -> dict[str, Any]:
 class SessionActor:
     """Owns one session: its state, FIFO queue, deadlines and job records.
 
-    Concurrency: an async actor; every method runs on one event loop, so the
-    state needs no locks. ``result()`` calls wait on the loop without blocking.
-    Ordering: jobs get sequence numbers in the order ``submit`` calls arrive
-    (from any client) and start in that order; in ``dedicated`` mode one job
+    Concurrency: an async actor; every method runs on one event loop, so the state
+    needs no locks. Ordering: jobs get sequence numbers in the order ``submit`` calls
+    arrive (from any client) and start in that order; in ``dedicated`` mode one job
     runs at a time, in ``batch`` mode up to the backend's worker count.
-    Called by: :class:`~raysession.Session` handles and job handles. It calls
-    only its backend and never calls a handle.
 
-    The actor holds specs, refs and small records; a result value passes
-    through it once, on its way to the client's ``result()`` call. Once the
-    session is final and every result has been handed over it exits.
+    Data never passes through it. A job that can start at once on an idle worker is
+    granted that worker in the answer to its submit: the submitter sends the job
+    straight to it and owns the result, and this actor awaits only the small
+    completion record. Other jobs it runs itself through the backend and keeps the refs
+    of their results, which a caller's delivery task fetches and joins. Once the
+    session is final and every result was handed over, it exits.
+
+    Called by: :class:`~raysession.Session` handles and job handles; it calls only its
+    backend and never calls a handle.
     """
 
     def __init__(self, config: SessionConfig, backend: Backend) -> None:
@@ -133,8 +149,6 @@ class SessionActor:
         self._queue: collections.deque[_Job] = collections.deque()
         self._num_running = 0
         self._sequence = 0
-        self._rejected: dict[str, RaySessionError] = {}
-        self._announced: dict[str, asyncio.Event] = {}
         self._created = time.time()
         self._last_activity = time.monotonic()
         self._started_at: float | None = None
@@ -145,7 +159,6 @@ class SessionActor:
         self._last_completed_mono: float | None = None
         self._execution_s = 0.0
         self._wake: asyncio.Event | None = None
-        self._watchdog: asyncio.Task[None] | None = None
         self._exiting = False
         self._finished_since_prune = 0
 
@@ -156,61 +169,104 @@ class SessionActor:
         self._ensure_watchdog()
         return self._details()
 
-    async def submit(self, job_id: str, spec: JobSpec) -> JobInfo:
-        """Accept a job into the queue.
+    async def submit(self, spec: JobSpec, seen_done: list[str] | None = None) -> Admission:
+        """Accept a job; start it at once if the mode allows, granting it a worker when
+        one is idle (the submitter then runs it, see :meth:`sent`).
+
+        ``seen_done`` names granted jobs whose results the submitter has read: they have
+        finished, so their completion (on its way here) is awaited before deciding.
 
         Raises:
             SessionClosedError: the session was closed or cancelled.
             SessionExpiredError: the session's max_time passed.
         """
         self._ensure_watchdog()
+        for job_id in seen_done or ():
+            finished = self._jobs.get(job_id)
+            if finished is not None and finished.watcher is not None:
+                await asyncio.shield(finished.watcher)
         if not self._state.is_accepting:
-            error = self._rejection(job_id)
-            self._remember_rejected(job_id, error)
-            raise error
-        job = _Job(job_id=job_id, spec=spec, sequence=self._sequence, created=time.time())
+            raise self._rejection(spec.job_id)
+        job = _Job(spec.job_id, spec, self._sequence, time.time())
         self._sequence += 1
-        self._jobs[job_id] = job
-        self._queue.append(job)
+        self._jobs[job.job_id] = job
         self._last_activity = time.monotonic()
-        if job_id in self._announced:
-            self._announced.pop(job_id).set()
-        self._pump()
-        return job.info(self._config.session_id)
+        if self._queue or self._num_running >= self._capacity():
+            self._queue.append(job)
+            self._poke()
+            return Admission(job.info(self._config.session_id))
+        deadline = self._begin(job)
+        try:
+            grant = await self._backend.reserve(spec, deadline)  # the job holds its slot
+        except Exception:  # no grant: the job runs through the backend, which reports why
+            logger.warning("job %s: no worker reserved", job.job_id, exc_info=True)
+            grant = None
+        if job.status.is_final:  # cancelled meanwhile
+            if grant is not None:
+                self._backend.release(spec, grant, stop=False)
+            self._num_running -= 1
+            self._pump()
+            return Admission(job.info(self._config.session_id))
+        if grant is not None:
+            job.sent = asyncio.get_running_loop().create_future()
+        self._launch(job, deadline, grant)
+        return Admission(job.info(self._config.session_id), grant)
 
-    async def result(self, job_id: str) -> PrimitiveResult[PubResult]:
-        """Wait for a job and return its result.
+    async def sent(self, job_id: str, refs: list[ray.ObjectRef[Any]]) -> None:
+        """The submitter of a granted job sent it: ``[done ref, result ref]``; ``[]`` if it
+        could not reach the worker (the job then runs through the backend)."""
+        job = self._jobs.get(job_id)
+        if job is not None and job.sent is not None and not job.sent.done():
+            job.sent.set_result(refs)
+
+    async def result(self, job_id: str) -> Delivery:
+        """Wait for a job; return where its result is (never the result itself).
 
         Raises:
             JobFailedError: the job failed (``__cause__`` is the worker's error).
             JobCancelledError: the job was cancelled.
-            SessionClosedError, SessionExpiredError: the job was never accepted.
             BackendUnavailableError: the workers died.
+            ResultUnavailableError: the session has no such job, or pruned its result.
         """
-        job = await self._find(job_id)
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise ResultUnavailableError(
+                f"Session {self._config.session_id} has no job {job_id} (any more).",
+                session_id=self._config.session_id,
+                job_id=job_id,
+            )
         await job.done.wait()
-        try:
-            if job.error is not None:
-                raise job.error
-            if job.status is JobStatus.CANCELLED:
-                raise JobCancelledError(
-                    f"Job {job_id} was cancelled; it has no result.",
-                    session_id=self._config.session_id,
-                    job_id=job_id,
-                )
-            value = job.value
-            if value is None:
-                if job.result_ref is None:
-                    raise JobFailedError(f"Job {job_id} has no result any more.", job_id=job_id)
-                value = await job.result_ref
-            job.value = None
-            return value
-        finally:
+        if job.error is not None:
+            raise job.error
+        if job.status is JobStatus.CANCELLED:
+            raise JobCancelledError(
+                f"Job {job_id} was cancelled; it has no result.",
+                session_id=self._config.session_id,
+                job_id=job_id,
+            )
+        if job.delivery is None:
+            raise ResultUnavailableError(
+                f"Job {job_id}'s result was pruned: session {self._config.session_id} keeps "
+                f"the last {KEEP_RESULTS} results for other processes; read results from "
+                "the handle that submitted them.",
+                session_id=self._config.session_id,
+                job_id=job_id,
+            )
+        return job.delivery
+
+    async def fetched(self, job_id: str) -> None:
+        """A delivery task fetched the job's result: the actor need not keep it alive."""
+        job = self._jobs.get(job_id)
+        if job is not None and not job.delivered:
             job.delivered = True
             self._poke()
 
-    async def job_info(self, job_id: str) -> JobInfo:
+    async def job_info(self, job_id: str, finished: bool = False) -> JobInfo:
         """Status, error message and metrics of one job.
+
+        Args:
+            finished: The caller saw the job's result (of a granted job): wait a moment
+                for the completion record, which may still be on its way here.
 
         Raises:
             KeyError: the session has no job with that id.
@@ -218,6 +274,11 @@ class SessionActor:
         job = self._jobs.get(job_id)
         if job is None:
             raise KeyError(f"Session {self._config.session_id} has no job {job_id}")
+        if finished and not job.status.is_final:
+            try:
+                await asyncio.wait_for(job.done.wait(), _SETTLE_WAIT_S)
+            except TimeoutError:
+                pass  # it runs again after its worker died: report it as running
         return job.info(self._config.session_id)
 
     async def cancel_job(self, job_id: str) -> bool:
@@ -229,7 +290,7 @@ class SessionActor:
             self._queue.remove(job)
         elif job.task is not None:
             job.task.cancel()
-        self._finish(job, JobStatus.CANCELLED)
+        self._end(job, JobStatus.CANCELLED)
         return True
 
     async def job_ids(self) -> list[str]:
@@ -243,10 +304,8 @@ class SessionActor:
     async def close(self) -> SessionDetails:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""
         if self._state.is_accepting:
-            if self._queue or self._num_running:
-                self._move(SessionState.DRAINING)
-            else:
-                self._move(SessionState.CLOSED)
+            busy = self._queue or self._num_running
+            self._move(SessionState.DRAINING if busy else SessionState.CLOSED)
         return self._details()
 
     async def cancel(self) -> SessionDetails:
@@ -254,10 +313,10 @@ class SessionActor:
         if not self._state.is_final:
             self._move(SessionState.CANCELLED)
             while self._queue:
-                self._finish(self._queue.popleft(), JobStatus.CANCELLED)
+                self._end(self._queue.popleft(), JobStatus.CANCELLED)
         return self._details()
 
-    # ----------------------------------------------------------------- internals
+    # ----------------------------------------------------------------- running jobs
 
     def _rejection(self, job_id: str) -> RaySessionError:
         sid = self._config.session_id
@@ -274,28 +333,6 @@ class SessionActor:
             job_id=job_id,
         )
 
-    def _remember_rejected(self, job_id: str, error: RaySessionError) -> None:
-        self._rejected[job_id] = error
-        if len(self._rejected) > _KEEP_RECORDS:
-            self._rejected.pop(next(iter(self._rejected)))
-        if job_id in self._announced:
-            self._announced.pop(job_id).set()
-
-    async def _find(self, job_id: str) -> _Job:
-        # A client sends submit() and result() back to back; result() may arrive first.
-        if job_id not in self._jobs and job_id not in self._rejected:
-            event = self._announced.setdefault(job_id, asyncio.Event())
-            try:
-                await asyncio.wait_for(event.wait(), _SUBMIT_WAIT_S)
-            except TimeoutError:
-                self._announced.pop(job_id, None)
-        if job_id in self._rejected:
-            raise self._rejected[job_id]
-        job = self._jobs.get(job_id)
-        if job is None:
-            raise KeyError(f"Session {self._config.session_id} has no job {job_id}")
-        return job
-
     def _move(self, state: SessionState) -> None:
         self._state = transition(self._state, state)
         if state.is_final:
@@ -309,84 +346,101 @@ class SessionActor:
     def _pump(self) -> None:
         """Start queued jobs while the mode's concurrency allows."""
         while self._queue and self._num_running < self._capacity():
-            self._start(self._queue.popleft())
+            job = self._queue.popleft()
+            self._launch(job, self._begin(job), None)
         if self._state is SessionState.DRAINING and not self._queue and not self._num_running:
             self._move(SessionState.CLOSED)
         self._poke()
 
-    def _start(self, job: _Job) -> None:
+    def _begin(self, job: _Job) -> float | None:
+        """Count the job as running; returns its deadline (UNIX time), if it has one."""
         now = time.time()
         if self._state in (SessionState.PENDING, SessionState.INACTIVE):
             self._move(SessionState.ACTIVE)
         if self._started_at is None:
             self._started_at, self._started_mono = now, time.monotonic()
-        limit = job.spec.max_execution_time
-        deadline = None if limit is None else now + limit
-        job.run = BackendRun()
-        job.task = asyncio.get_running_loop().create_task(
-            self._backend.run(job.spec, deadline=deadline, record=job.run)
-        )
         job.status, job.running = JobStatus.RUNNING, now
         self._last_job_started = now
         self._num_running += 1
-        asyncio.get_running_loop().create_task(self._watch(job, limit))
+        assert job.spec is not None
+        limit = job.spec.max_execution_time
+        return None if limit is None else now + limit
 
-    async def _watch(self, job: _Job, limit: float | None) -> None:
-        assert job.task is not None
+    def _launch(self, job: _Job, deadline: float | None, grant: Grant | None) -> None:
+        loop = asyncio.get_running_loop()
+        job.task = loop.create_task(self._execute(job, deadline, grant))
+        job.watcher = loop.create_task(self._watch(job))
+
+    async def _execute(self, job: _Job, deadline: float | None, grant: Grant | None) -> Delivery:
+        """Run the job: on its granted worker (sent by the submitter) if it has one, else,
+        or if that worker died or lacked a key, through the backend."""
+        spec = job.spec
+        assert spec is not None
+        if grant is not None and job.sent is not None:
+            stop = lost = False
+            try:
+                try:
+                    refs = await asyncio.wait_for(job.sent, _DISPATCH_WAIT_S)
+                except TimeoutError:
+                    raise JobFailedError(
+                        f"Job {job.job_id} was granted a worker but its submitter never sent "
+                        "it (the submitting process may have exited)."
+                    ) from None
+                if not refs:
+                    raise RayActorError()  # the submitter could not reach the worker
+                done_ref, result_ref = refs
+                if self._backend.completed(grant, await done_ref, job.run):
+                    job.delivered = True  # the submitter owns the result
+                    return Delivery([result_ref])
+            except asyncio.CancelledError:
+                stop = True
+                raise
+            except OwnerDiedError:
+                raise JobFailedError(
+                    f"Job {job.job_id}: the process that submitted it exited; its result "
+                    "belonged to that process and is lost."
+                ) from None
+            except RayActorError:
+                lost = True
+                job.run.retries += 1
+                logger.warning("job %s lost its worker; running it again", job.job_id)
+            finally:
+                self._backend.release(spec, grant, stop=stop, lost=lost)
+        return await self._backend.run(spec, deadline=deadline, record=job.run)
+
+    async def _watch(self, job: _Job) -> None:
+        assert job.task is not None and job.spec is not None
+        limit = job.spec.max_execution_time
         try:
-            # The backend returns the result's ref once the result is ready.
-            job.result_ref = await asyncio.wait_for(asyncio.shield(job.task), limit)
+            job.delivery = await asyncio.wait_for(asyncio.shield(job.task), limit)
         except TimeoutError:
             job.task.cancel()
-            if not job.status.is_final:
-                self._fail(
-                    job,
-                    ExecutionTimeoutError(
-                        f"Job {job.job_id} ran longer than its max_execution_time "
-                        f"of {limit} s and was stopped."
-                    ),
-                )
-        except asyncio.CancelledError:
-            if not job.status.is_final:
-                self._finish(job, JobStatus.CANCELLED)
-        except RaySessionError as exc:
-            if not job.status.is_final:
-                self._fail(job, _copy(exc), exc.__cause__)
-        except RayTaskError as exc:
-            if not job.status.is_final:
-                cause = exc.cause
-                if isinstance(cause, ExecutionTimeoutError):
-                    self._fail(job, ExecutionTimeoutError(cause.message))
-                elif isinstance(cause, TaskCancelledError):
-                    self._finish(job, JobStatus.CANCELLED)
-                elif isinstance(cause, RayError):
-                    self._fail(job, _lost_workers(job.job_id, cause), cause)
-                else:
-                    self._fail(job, JobFailedError(f"Job {job.job_id} failed: {cause}"), cause)
-        except (RayActorError, RayError) as exc:
-            if not job.status.is_final:
-                self._fail(job, _lost_workers(job.job_id, exc), exc)
-        except Exception as exc:  # the job boundary: a failing job never takes the session down
-            if not job.status.is_final:
-                self._fail(job, JobFailedError(f"Job {job.job_id} could not run: {exc}"), exc)
+            timeout = ExecutionTimeoutError(
+                f"Job {job.job_id} ran longer than its max_execution_time of {limit} s "
+                "and was stopped."
+            )
+            self._end(job, JobStatus.ERROR, timeout)
+        except BaseException as exc:  # the job boundary: a failing job never takes the session
+            self._end(job, *classify(exc, job.job_id))
         else:
-            if not job.status.is_final:
-                self._finish(job, JobStatus.DONE)
+            self._end(job, JobStatus.DONE)
         finally:
             self._num_running -= 1
             self._pump()
 
-    def _fail(self, job: _Job, error: RaySessionError, cause: BaseException | None = None) -> None:
-        error.session_id, error.job_id = self._config.session_id, job.job_id
-        if cause is not None:
-            error.__cause__ = cause
-        job.error = error
-        logger.warning("session %s job %s failed: %s", self._config.session_id, job.job_id, error)
-        self._finish(job, JobStatus.ERROR)
-
-    def _finish(self, job: _Job, status: JobStatus) -> None:
+    def _end(self, job: _Job, status: JobStatus, error: RaySessionError | None = None) -> None:
+        if job.status.is_final:
+            return
         now = time.time()
-        job.status, job.finished = status, now
+        job.status, job.finished, job.spec = status, now, None
+        if error is not None:
+            error.session_id, error.job_id = self._config.session_id, job.job_id
+            job.error = error
+            logger.warning(
+                "session %s job %s failed: %s", self._config.session_id, job.job_id, error
+            )
+        if status is not JobStatus.DONE:
+            job.delivered = True  # the error travels in the answer to result()
         if job.running is not None:
             self._last_job_completed = now
             self._last_completed_mono = time.monotonic()
@@ -403,9 +457,9 @@ class SessionActor:
             return
         self._finished_since_prune = 0
         finished = [j for j in self._jobs.values() if j.status.is_final and j.delivered]
-        for old in finished[:-_KEEP_RESULTS]:
-            old.result_ref, old.value, old.task = None, None, None
-        for old in finished[: max(0, len(self._jobs) - _KEEP_RECORDS)]:
+        for old in finished[:-KEEP_RESULTS]:
+            old.delivery, old.task, old.sent, old.pruned = None, None, None, True
+        for old in finished[: max(0, len(self._jobs) - KEEP_RECORDS)]:
             del self._jobs[old.job_id]
 
     # ----------------------------------------------------------------- deadlines
@@ -415,67 +469,63 @@ class SessionActor:
             self._wake.set()
 
     def _ensure_watchdog(self) -> None:
-        if self._watchdog is None:
+        if self._wake is None:
             self._wake = asyncio.Event()
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch_deadlines())
+            asyncio.get_running_loop().create_task(self._watch_deadlines())
 
     async def _watch_deadlines(self) -> None:
         assert self._wake is not None
         while not self._exiting:
-            delay = self._check_deadlines()
+            delay = self._apply_deadlines()
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except TimeoutError:
                 pass
 
-    def _check_deadlines(self) -> float:
+    def _apply_deadlines(self) -> float:
         """Apply every deadline that has passed; return seconds until the next one."""
-        now = time.monotonic()
-        cfg = self._config
-        waits = [3600.0]
-        if self._started_mono is not None and self._state in (
-            SessionState.ACTIVE,
-            SessionState.INACTIVE,
-            SessionState.DRAINING,
-        ):
-            left = self._started_mono + cfg.max_time_s - now
-            if left <= 0:
-                self._expire()
-            else:
-                waits.append(left)
-        idle = not self._queue and not self._num_running
-        if self._state is SessionState.ACTIVE and idle and self._last_completed_mono is not None:
-            left = self._last_completed_mono + cfg.interactive_timeout_s - now
-            if left <= 0:
+        limits = self._config.limits()
+        while not self._exiting:
+            clocks = _deadlines.Clocks(
+                state=self._state,
+                busy=bool(self._queue or self._num_running),
+                started=self._started_mono,
+                last_completed=self._last_completed_mono,
+                last_activity=self._last_activity,
+                undelivered=any(not j.delivered for j in self._jobs.values()),
+            )
+            due, wait = _deadlines.due(clocks, limits, time.monotonic())
+            if due is None:
+                return wait
+            if due is _deadlines.Due.EXPIRE:
+                self._move(SessionState.EXPIRED)
+                while self._queue:
+                    job = self._queue.popleft()
+                    self._end(job, JobStatus.ERROR, self._rejection(job.job_id))
+            elif due is _deadlines.Due.INACTIVE:
                 self._move(SessionState.INACTIVE)
-            else:
-                waits.append(left)
-        if self._state in (SessionState.PENDING, SessionState.INACTIVE) and idle:
-            left = self._last_activity + cfg.idle_timeout_s - now
-            if left <= 0:
-                logger.info("session %s closes itself after %s s idle", cfg.session_id, left)
+            elif due is _deadlines.Due.CLOSE_IDLE:
+                logger.info("session %s closes itself: idle", self._config.session_id)
                 self._move(SessionState.CLOSED)
             else:
-                waits.append(left)
-        if self._state.is_final and not self._queue and not self._num_running:
-            undelivered = [j for j in self._jobs.values() if not j.delivered]
-            left = (self._last_activity + cfg.undelivered_grace_s - now) if undelivered else 0.0
-            if left <= 0:
                 self._exiting = True
                 asyncio.get_running_loop().create_task(self._exit())
-            else:
-                waits.append(left)
-        return max(0.01, min(waits))
-
-    def _expire(self) -> None:
-        self._move(SessionState.EXPIRED)
-        while self._queue:
-            job = self._queue.popleft()
-            self._fail(job, self._rejection(job.job_id))
+        return _deadlines.MIN_LOOK_S
 
     async def _exit(self) -> None:
-        # Let the last result() replies leave the process before it goes.
+        # What handles may still ask for once the actor is gone: the session's final
+        # state, and how each job that has no result ended.
+        try:
+            ended = [
+                job.info(self._config.session_id)
+                for job in self._jobs.values()
+                if job.status is not JobStatus.DONE
+            ]
+            record_final(self._config.session_id, self._state, ended)
+        except Exception:  # the GCS is unreachable: handles then report the actor as gone
+            logger.warning("session %s could not record its end", self._config.session_id)
+        # Let the last replies leave the process before it goes.
         await asyncio.sleep(self._config.exit_grace_s)
         logger.info("session %s exits", self._config.session_id)
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
@@ -502,16 +552,3 @@ class SessionActor:
             usage_time=usage,
             num_jobs=self._sequence,
         )
-
-
-def _copy(error: RaySessionError) -> RaySessionError:
-    """A fresh error of the same class and message (the original keeps its traceback)."""
-    return type(error)(error.message)
-
-
-def _lost_workers(job_id: str, exc: BaseException) -> BackendUnavailableError:
-    return BackendUnavailableError(
-        f"Job {job_id} lost its workers ({type(exc).__name__}); "
-        "the backend's worker pool is closed or its node died."
-    )
-

@@ -10,6 +10,8 @@
     │   └── ExecutionTimeoutError  the job ran past its max_execution_time and was stopped
     ├── JobCancelledError        result() on a cancelled job
     ├── JobTimeoutError          (also TimeoutError) result(timeout=) elapsed
+    ├── ResultUnavailableError   the result is gone: pruned, its session ended, or an
+    │                            earlier Ray connection (ray.shutdown()) held it
     └── BackendUnavailableError  workers died or cannot be scheduled: outside your code
 
 Input errors are not wrapped: pydantic's ``ValidationError`` (a ``ValueError``)
@@ -32,6 +34,7 @@ __all__ = [
     "JobFailedError",
     "JobTimeoutError",
     "RaySessionError",
+    "ResultUnavailableError",
     "SessionClosedError",
     "SessionExpiredError",
     "SessionNotFoundError",
@@ -113,3 +116,8 @@ class JobTimeoutError(RaySessionError, TimeoutError):
 
 class BackendUnavailableError(RaySessionError):
     """Workers or the session actor died or cannot be scheduled; ``__cause__`` says why."""
+
+
+class ResultUnavailableError(RaySessionError):
+    """The job's result or records are gone: pruned from its session, lost with the
+    session or the process that owned them, or held by an earlier Ray connection."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,10 +12,52 @@ import ray
 from qiskit.primitives import BasePrimitiveJob, PrimitiveResult, PubResult
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
-from ._records import JobInfo, JobMetrics, JobStatus
-from .errors import BackendUnavailableError, JobCancelledError, JobTimeoutError, RaySessionError
+from . import errors
+from ._failures import ended_job, for_caller
+from ._messages import JobInfo, JobMetrics, JobStatus
+from .backends._partition import join
+from .backends.base import Delivery
+from .errors import JobCancelledError, ResultUnavailableError
 
 __all__ = ["RuntimeJobV2"]
+
+
+@ray.remote(num_cpus=0, max_retries=3)
+def _deliver(delivery: Delivery, actor: Any, job_id: str) -> PrimitiveResult[PubResult]:
+    """Fetch a finished job's result from where its workers put it (joining a split
+    job's chunks) and return it: the caller that submitted this task owns the result."""
+    values = ray.get(delivery.refs)
+    plan = delivery.join
+    value = values[0] if plan is None else join(plan.shapes, plan.chunks, values, plan.metadata)
+    actor.fetched.remote(job_id)
+    result: PrimitiveResult[PubResult] = value
+    return result
+
+
+def deliver(actor: Any, job_id: str) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
+    """A ref, owned by this process, of the result of a job the session actor ran."""
+    ref: ray.ObjectRef[PrimitiveResult[PubResult]] = _deliver.remote(
+        actor.result.remote(job_id), actor, job_id
+    )
+    return ref
+
+
+# Granted jobs this process saw finish, by session, until its next submit to that session
+# tells the session actor (which may not have seen the completion yet).
+_seen_done: dict[str, list[str]] = {}
+
+
+def take_seen_done(session_id: str) -> list[str]:
+    """Granted jobs of the session whose results this process has read since it last asked."""
+    return _seen_done.pop(session_id, [])
+
+
+def _connection() -> tuple[int, str, str] | None:
+    """This process's Ray connection: ``None`` when Ray is not connected."""
+    if not ray.is_initialized():
+        return None
+    context = ray.get_runtime_context()
+    return os.getpid(), context.get_node_id(), context.get_job_id()
 
 
 class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], JobStatus]):  # type: ignore[misc,type-arg]
@@ -25,8 +68,18 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
     Ray ``ObjectRef`` of the job's :class:`~qiskit.primitives.PrimitiveResult`,
     so ``ray.get(job)``, ``ray.get([job, ...])``, ``ray.wait([...])`` and
     ``await job`` work. It pickles, so a job submitted in one task can be
-    awaited in another (the process that submitted it must still be alive:
-    it owns the result).
+    awaited in another.
+
+    The result belongs to the process that submitted the job (Ray's ownership): it
+    comes straight from the worker that ran it, or, for a job that waited in the
+    queue or was split, from a small delivery task that process started. The
+    submitting process must be alive to read it; once the Ray connection it was
+    made in ends (``ray.shutdown()``), the handle raises
+    :class:`~raysession.ResultUnavailableError`.
+
+    One case differs between ``job.result()`` and ``ray.get(job)``: a job whose worker
+    died while running it runs again; ``result()`` and ``await job`` return the rerun's
+    result, ``ray.get(job)`` raises the worker's death.
 
     Lifecycle: ``QUEUED`` → ``RUNNING`` → ``DONE`` | ``ERROR`` | ``CANCELLED``.
 
@@ -43,19 +96,32 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         session_id: str | None,
         actor: Any,
         created: float,
+        granted: bool = False,
+        job_mode: bool = False,
     ) -> None:
         ray.ObjectRef.__init__(self, ref.binary(), ref.owner_address(), ref.call_site())
         BasePrimitiveJob.__init__(self, job_id)
         self._session_id = session_id
+        self._job_mode = job_mode
         self._actor = actor
         self._created = created
+        self._granted = granted
+        """The ref comes straight from the worker the session granted the job."""
+        self._made_in = _connection()
         self._final_info: JobInfo | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         ref: ray.ObjectRef[Any] = ray.ObjectRef(
             self.binary(), self.owner_address(), self.call_site()
         )
-        state = (self._job_id, self._session_id, self._actor, self._created)
+        state = (
+            self._job_id,
+            self._session_id,
+            self._actor,
+            self._created,
+            self._granted,
+            self._job_mode,
+        )
         return (_rebuild, (ref, *state))
 
     def __repr__(self) -> str:
@@ -69,8 +135,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
     @property
     def session_id(self) -> str | None:
-        """The id of the session (or batch) the job ran in."""
-        return self._session_id
+        """The id of the session (or batch) the job ran in; ``None`` in job mode."""
+        return None if self._job_mode else self._session_id
 
     @property
     def creation_date(self) -> datetime:
@@ -79,41 +145,56 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
     # ----------------------------------------------------------------- status
 
+    def _check_connection(self) -> None:
+        if _connection() != self._made_in:
+            raise ResultUnavailableError(
+                f"Job {self._job_id} was submitted over an earlier Ray connection, which "
+                "ended (ray.shutdown()); its result and records went with it.",
+                session_id=self._session_id,
+                job_id=self._job_id,
+            )
+
     def _info(self) -> JobInfo:
+        self._check_connection()
         if self._final_info is not None:
             return self._final_info
+        # A granted job's result reaches this process before its completion reaches the
+        # session actor: once the result is here, ask the actor to wait for the record.
+        finished = self._granted and bool(ray.wait([self], timeout=0)[0])
         try:
-            info: JobInfo = ray.get(self._actor.job_info.remote(self._job_id))
-        except (RayActorError, RayTaskError) as exc:
-            # The session actor exits once its results are handed over: ask the result itself.
-            info = self._info_from_result(exc)
+            info: JobInfo = ray.get(self._actor.job_info.remote(self._job_id, finished))
+        except (RayActorError, RayTaskError):
+            # The session actor exits once its results are handed over.
+            info = self._info_after_session()
         if info.status.is_final:
             self._final_info = info
         return info
 
-    def _info_from_result(self, cause: BaseException) -> JobInfo:
+    def _info_after_session(self) -> JobInfo:
+        recorded = ended_job(self._job_id)
+        if recorded is not None:
+            return recorded
         ready, _ = ray.wait([self], timeout=0)
         if not ready:
-            raise BackendUnavailableError(
+            raise ResultUnavailableError(
                 f"Job {self._job_id}: its session {self._session_id} is gone and the job "
                 "never finished.",
                 session_id=self._session_id,
                 job_id=self._job_id,
-            ) from cause
-        status, message = JobStatus.DONE, None
+            )
+        status, message, kind = JobStatus.DONE, None, None
         try:
             ray.get(self)
-        except JobCancelledError:
-            status = JobStatus.CANCELLED
-        except (RaySessionError, RayError) as exc:
-            status, message = JobStatus.ERROR, str(_translate(exc, self._job_id))
-        metrics = JobMetrics(created=self._created, sequence=-1)
+        except RayError as exc:
+            error = for_caller(exc, job_id=self._job_id, session_id=self._session_id)
+            status, message, kind = JobStatus.ERROR, str(error), type(error).__name__
         return JobInfo(
             job_id=self._job_id,
             session_id=self._session_id or "",
             status=status,
             error_message=message,
-            metrics=metrics,
+            error_type=kind,
+            metrics=JobMetrics(created=self._created, sequence=-1),
         )
 
     def status(self) -> JobStatus:
@@ -121,6 +202,10 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
         The value equals both these strings and qiskit's
         :class:`~qiskit.providers.JobStatus` members.
+
+        Raises:
+            ResultUnavailableError: the job belongs to an earlier Ray connection, or its
+                session is gone and it never finished.
         """
         return self._info().status
 
@@ -180,8 +265,10 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         Raises:
             JobTimeoutError: ``timeout`` elapsed; the job goes on.
             JobFailedError: the job failed; ``__cause__`` is the worker's error.
+            ExecutionTimeoutError: the job ran past its ``max_execution_time``.
             JobCancelledError: the job was cancelled.
             BackendUnavailableError: the session actor or the workers died.
+            ResultUnavailableError: the job belongs to an earlier Ray connection.
             RuntimeError: called inside a running event loop; use ``await job``.
         """
         try:
@@ -192,29 +279,73 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             raise RuntimeError(
                 "RuntimeJobV2.result() blocks and cannot run inside an event loop; use `await job`."
             )
+        self._check_connection()
         try:
             value: PrimitiveResult[PubResult] = ray.get(self, timeout=timeout)
         except GetTimeoutError as exc:
-            raise JobTimeoutError(
+            raise errors.JobTimeoutError(
                 f"Job {self._job_id} did not finish within {timeout} s; it is still running.",
                 session_id=self._session_id,
                 job_id=self._job_id,
             ) from exc
         except RayError as exc:
-            error = _translate(exc, self._job_id)
-            raise error from error.__cause__
+            rerun = self._rerun(exc)
+            try:
+                value = ray.get(rerun)
+            except RayError as again:
+                error = self._error(again)
+                raise error from error.__cause__
+        self._seen()
         return value
 
+    def _seen(self) -> None:
+        if self._granted and self._session_id is not None:
+            _seen_done.setdefault(self._session_id, []).append(self._job_id)
+
     def __await__(self) -> Generator[Any, None, PrimitiveResult[PubResult]]:
+        self._check_connection()
         try:
             value: PrimitiveResult[PubResult] = yield from super().__await__()
         except RayError as exc:
-            error = _translate(exc, self._job_id)
-            raise error from error.__cause__
+            rerun = self._rerun(exc)
+            try:
+                value = yield from rerun.__await__()
+            except RayError as again:
+                error = self._error(again)
+                raise error from error.__cause__
+        self._seen()
         return value
 
+    def _rerun(self, exc: RayError) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
+        """Where the job's result is after its own ref failed: a granted job whose worker
+        was lost ran again in the session, and its session knows how it ended (cancelled
+        or out of time also kill the worker). Any other failure is final."""
+        if not self._granted or _is_job_error(exc):
+            error = self._error(exc)
+            raise error from error.__cause__
+        return deliver(self._actor, self._job_id)
+
+    def _error(self, exc: RayError) -> BaseException:
+        if not _is_job_error(exc):
+            recorded = ended_job(self._job_id)
+            if recorded is not None and recorded.status is JobStatus.CANCELLED:
+                return JobCancelledError(
+                    f"Job {self._job_id} was cancelled; it has no result.",
+                    session_id=self._session_id,
+                    job_id=self._job_id,
+                )
+            if recorded is not None and recorded.error_type is not None:
+                kind = getattr(errors, recorded.error_type, errors.JobFailedError)
+                return kind(
+                    recorded.error_message or "", session_id=self._session_id, job_id=self._job_id
+                )
+        return for_caller(exc, job_id=self._job_id, session_id=self._session_id)
+
     def cancel(self) -> bool:
-        """Cancel the job if it has not finished; returns whether it was cancelled."""
+        """Cancel the job if it has not finished; returns whether it was cancelled
+        (``False`` for a finished job, or one whose session or connection is gone)."""
+        if _connection() != self._made_in:
+            return False
         try:
             cancelled: bool = ray.get(self._actor.cancel_job.remote(self._job_id))
         except (RayActorError, RayTaskError):
@@ -224,25 +355,26 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         return cancelled
 
 
-def _translate(exc: BaseException, job_id: str) -> BaseException:
-    """Our error for what ``ray.get`` raised: the cause of a task error, or BackendUnavailable."""
-    if isinstance(exc, RayTaskError):
-        cause = exc.cause
-        if isinstance(cause, RaySessionError):
-            return cause
-        if isinstance(cause, BaseException) and not isinstance(cause, RayError):
-            return cause
-    if isinstance(exc, RaySessionError):
-        return exc
-    error = BackendUnavailableError(
-        f"Job {job_id}: its session or workers died ({type(exc).__name__}: {exc}).",
-        job_id=job_id,
-    )
-    error.__cause__ = exc
-    return error
+def _is_job_error(exc: BaseException) -> bool:
+    """True if the job's own code (or raysession in the worker) raised ``exc``."""
+    return isinstance(exc, RayTaskError) and not isinstance(exc.cause, RayError)
 
 
 def _rebuild(
-    ref: ray.ObjectRef[Any], job_id: str, session_id: str | None, actor: Any, created: float
+    ref: ray.ObjectRef[Any],
+    job_id: str,
+    session_id: str | None,
+    actor: Any,
+    created: float,
+    granted: bool,
+    job_mode: bool,
 ) -> RuntimeJobV2:
-    return RuntimeJobV2(ref, job_id=job_id, session_id=session_id, actor=actor, created=created)
+    return RuntimeJobV2(
+        ref,
+        job_id=job_id,
+        session_id=session_id,
+        actor=actor,
+        created=created,
+        granted=granted,
+        job_mode=job_mode,
+    )

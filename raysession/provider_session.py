@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ._duration import parse_duration
-from ._primitive import build_spec
+from ._submit import submit_job
 from .errors import SessionClosedError
 from .job import RuntimeJobV2
 from .options import SamplerOptions, SessionLimits
@@ -149,8 +149,7 @@ class ProviderSession:
             session = self._session
             # As on IBM's cloud: the session's id is its first job's id.
             job_id = session.session_id if first else None
-            spec = build_spec("sampler", list(pubs), options, session.session_id, job_id)
-            return session.submit(spec)
+            return submit_job(session, "sampler", list(pubs), options, job_id=job_id)
 
     def close(self) -> None:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""

@@ -11,7 +11,7 @@ from qiskit.primitives import PrimitiveResult, PubResult
 from qiskit.providers import JobV1
 from ray.exceptions import RayError
 
-from ._records import JobStatus
+from ._messages import JobStatus
 from .errors import JobTimeoutError, RaySessionError
 from .job import RuntimeJobV2
 

@@ -13,17 +13,13 @@ from ray.exceptions import RayActorError, RayTaskError
 from ._catalog import PoolBacked, resolve_backend
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
 from ._duration import check_bounds, parse_duration
+from ._failures import session_gone
 from ._lifecycle import SessionState
-from ._records import JobInfo, SessionDetails
+from ._messages import Admission, JobInfo, SessionDetails
 from ._session_actor import Mode, SessionActor, SessionConfig, session_actor_options
 from .backends.base import Backend, JobSpec
-from .errors import (
-    BackendUnavailableError,
-    RaySessionError,
-    SessionClosedError,
-    SessionNotFoundError,
-)
-from .job import RuntimeJobV2
+from .errors import RaySessionError, SessionNotFoundError
+from .job import RuntimeJobV2, deliver, take_seen_done
 from .options import SessionLimits
 
 if TYPE_CHECKING:
@@ -252,46 +248,49 @@ class Session:
 
     # -------------------------------------------------------------- acting
 
-    def submit(self, spec: JobSpec) -> RuntimeJobV2:
-        """Queue a validated job; used by the primitives.
+    def _submit(self, spec: JobSpec, *, job_mode: bool = False) -> RuntimeJobV2:
+        """Admit a built job (see :func:`raysession._submit.submit_job`, the one caller).
+
+        A job the session starts at once on an idle worker comes back with a grant: it
+        is sent from here straight to that worker, and the result comes back the same
+        way. Any other job runs when its turn comes and its result is fetched by a
+        delivery task this process starts now.
 
         Raises:
             SessionClosedError: the session is closed or cancelled.
             SessionExpiredError: the session's ``max_time`` passed.
+            BackendUnavailableError: the session's actor died.
         """
-        accepted = self._actor.submit.remote(spec.job_id, spec)
-        # Sent before the answer to submit: one round trip, and the ref belongs to this process.
-        result = self._actor.result.remote(spec.job_id)
         try:
-            info: JobInfo = ray.get(accepted)
+            seen = take_seen_done(self._session_id)
+            admission: Admission = ray.get(self._actor.submit.remote(spec, seen))
         except RayTaskError as exc:
-            _discard(result)
             if isinstance(exc.cause, RaySessionError):
                 raise exc.cause from None
             raise
         except RayActorError as exc:
-            _discard(result)
-            # A finished session kills its own actor; any other death is a failure.
-            if self._details_seen.state.is_final or "killed by `ray.kill`" in str(exc):
-                raise SessionClosedError(
-                    f"Session {self._session_id} is closed; create a new Session to submit "
-                    "more jobs.",
-                    session_id=self._session_id,
-                    job_id=spec.job_id,
-                ) from exc
-            # The actor died while the session was open: broken, not closed by you.
-            raise BackendUnavailableError(
-                f"Session {self._session_id}'s actor died (its node may have failed); "
-                "create a new Session.",
-                session_id=self._session_id,
-                job_id=spec.job_id,
-            ) from exc
+            raise session_gone(self._session_id, spec.job_id, exc) from exc
+        grant = admission.grant
+        ref: ray.ObjectRef[Any]
+        if grant is not None:
+            try:
+                done_ref, ref = grant.dispatch(spec)
+                sent = [done_ref, ref]
+            except RayActorError:  # the worker died since the grant: the session runs it
+                sent = []
+            self._actor.sent.remote(spec.job_id, sent)
+            if not sent:
+                grant = None
+        if grant is None:
+            ref = deliver(self._actor, spec.job_id)
         return RuntimeJobV2(
-            result,
+            ref,
             job_id=spec.job_id,
-            session_id=spec.session_id,
+            session_id=self._session_id,
             actor=self._actor,
-            created=info.metrics.created,
+            created=admission.info.metrics.created,
+            granted=grant is not None,
+            job_mode=job_mode,
         )
 
     def close(self) -> None:
@@ -324,14 +323,6 @@ class Session:
 
     def __hash__(self) -> int:
         return hash(self._session_id)
-
-
-def _discard(ref: ray.ObjectRef[Any]) -> None:
-    """Read the error of a result nobody will ask for, so Ray does not print it as unhandled."""
-    try:
-        ray.get(ref, timeout=30)
-    except Exception:  # the error is the one the caller is about to see
-        pass
 
 
 class Batch(Session):

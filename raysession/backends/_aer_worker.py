@@ -6,16 +6,16 @@ import collections
 import pickle
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import ray
 from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
 
-from ..errors import ExecutionTimeoutError
+from ..errors import ExecutionTimeoutError, JobFailedError
 from ._aer_exec import AerExecutor
-from ._partition import Chunk, Kind, PubSpec, join, whole_job
+from ._partition import Kind, PubSpec, join, whole_job
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 # Simulators (one per Aer option set) a worker keeps; a noise model is a few MB at most.
@@ -46,6 +46,15 @@ class ChunkRequest:
     job_metadata: dict[str, Any] | None = None
     """Set when this chunk is the whole job: the worker returns the job's result."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # One C-pickled blob: Ray's cloudpickle walks Qiskit's containers far more slowly.
+        state = tuple(getattr(self, f.name) for f in fields(self))
+        return (_unpickle_request, (pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),))
+
+
+def _unpickle_request(data: bytes) -> ChunkRequest:
+    return ChunkRequest(*pickle.loads(data))
+
 
 @dataclass(frozen=True)
 class ChunkDone:
@@ -72,7 +81,7 @@ class AerWorker:
     is lost when a worker is replaced or evicts an entry.
 
     Concurrency: a threaded actor. Chunks run one at a time in the default group;
-    :meth:`join` runs in group ``"join"`` beside a running chunk; :meth:`watch` parks a
+    :meth:`watch` parks a
     thread in group ``"watch"`` so the pool learns at once when the process dies.
     Aer uses ``num_cpus`` OpenMP threads (``max_parallel_threads``), whatever Ray's
     accounting says. Called by: the pool (start, watch) and by the backend code that
@@ -152,21 +161,6 @@ class AerWorker:
             self._cache_bytes -= size
         return circuit
 
-    @ray.method(concurrency_group="join", num_returns=2)  # type: ignore[misc]
-    def join(
-        self,
-        pubs: tuple[PubSpec, ...],
-        chunks: list[Chunk],
-        job_metadata: dict[str, Any],
-        *chunk_results: list[PubResult],
-    ) -> tuple[ChunkDone, PrimitiveResult[PubResult]]:
-        """Reassemble a split job's chunk results (see :func:`._partition.join`).
-
-        Runs in its own concurrency group, beside a running chunk, so it never
-        waits behind the chunks of other jobs.
-        """
-        return ChunkDone(self._id), join(pubs, chunks, list(chunk_results), job_metadata)
-
     @ray.method(num_returns=2)  # type: ignore[misc]
     def run_chunk(
         self, request: ChunkRequest
@@ -198,10 +192,15 @@ class AerWorker:
         assert executor is not None
         ready = [(pub, circuit) for pub, circuit in pubs if circuit is not None]
         results: list[PubResult]
-        if request.kind == "estimator":
-            results = executor.estimate(ready, request.seed, request.run_options)
-        else:
-            results = list(executor.sample(ready, request.seed, request.run_options))
+        try:
+            if request.kind == "estimator":
+                results = executor.estimate(ready, request.seed, request.run_options)
+            else:
+                results = list(executor.sample(ready, request.seed, request.run_options))
+        except Exception as exc:  # the job's own error (Aer, Qiskit): the caller's, not Ray's
+            raise JobFailedError(
+                f"Job {request.job_id} failed: {type(exc).__name__}: {exc}", job_id=request.job_id
+            ) from exc
         elapsed = time.perf_counter() - started
         info = {
             "worker": self._id,

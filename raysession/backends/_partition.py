@@ -54,6 +54,19 @@ Pub = PubSpec
 
 
 @dataclass(frozen=True)
+class PubShape:
+    """What joining a PUB's chunk results needs of it: its result's shape and its kind."""
+
+    shape: tuple[int, ...]
+    is_estimator: bool
+
+    @classmethod
+    def of(cls, pub: Pub) -> PubShape:
+        """The shape of ``pub``'s result."""
+        return cls(_padded_shapes(pub)[0], pub.is_estimator)
+
+
+@dataclass(frozen=True)
 class Piece:
     """Rows ``start:stop`` along axis 0 of PUB ``pub_index``; ``stop=None``: the whole PUB."""
 
@@ -178,7 +191,7 @@ def chunk_pubs(pubs: list[Pub] | tuple[Pub, ...], chunk: Chunk) -> list[Pub]:
 
 
 def join(
-    pubs: list[Pub] | tuple[Pub, ...],
+    pubs: list[Pub] | tuple[Pub, ...] | list[PubShape],
     chunks: list[Chunk],
     chunk_results: list[list[PubResult]],
     job_metadata: dict[str, Any],
@@ -186,7 +199,7 @@ def join(
     """Reassemble chunk results into the job's result, one PUB result per PUB, in job order.
 
     Args:
-        pubs: The job's PUBs.
+        pubs: The job's PUBs, or their :class:`PubShape`.
         chunks: The plan the results were computed from.
         chunk_results: For each chunk, one result per piece, in piece order; each
             carries a ``"raysession"`` metadata entry from its worker.
@@ -197,11 +210,12 @@ def join(
         metadata naming the chunks, their seeds and workers.
     """
     parts: list[list[PubResult]] = [[] for _ in pubs]
+    kinds: list[Pub | PubShape] = list(pubs)
     for chunk, results in zip(chunks, chunk_results, strict=True):
         for piece, result in zip(chunk.pieces, results, strict=True):
             parts[piece.pub_index].append(result)
     joined = []
-    for pub, pieces in zip(pubs, parts, strict=True):
+    for pub, pieces in zip(kinds, parts, strict=True):
         result = _join_pub(pub, pieces) if len(pieces) > 1 else pieces[0]
         infos = [p.metadata["raysession"] for p in pieces]
         result.metadata["raysession"] = {
@@ -220,11 +234,11 @@ def whole_job(num_pubs: int) -> list[Chunk]:
     return [Chunk(0, tuple(Piece(i) for i in range(num_pubs)))]
 
 
-def _join_pub(pub: Pub, pieces: list[PubResult]) -> PubResult:
-    shape, _ = _padded_shapes(pub)
+def _join_pub(pub: Pub | PubShape, pieces: list[PubResult]) -> PubResult:
+    shape = pub.shape if isinstance(pub, PubShape) else _padded_shapes(pub)[0]
     first = pieces[0]
     metadata = dict(first.metadata)
-    if pub.observables is not None:
+    if pub.is_estimator:
         evs = np.concatenate([np.asarray(p.data.evs) for p in pieces], axis=0)
         stds = np.concatenate([np.asarray(p.data.stds) for p in pieces], axis=0)
         return PubResult(DataBin(evs=evs, stds=stds, shape=shape), metadata=metadata)

@@ -163,6 +163,31 @@ class PoolActor:
         self._dispatch(shape)
         return await future
 
+    async def try_lease(
+        self, client: str, shape: Shape, backend_id: str, cap: int | None
+    ) -> Lease | None:
+        """An idle worker of ``shape`` for ``client`` now, or ``None``: when none is idle,
+        when others wait for the shape (they come first) or when ``cap`` is reached."""
+        self._ensure_loop()
+        if any(self._waiting.get(shape, {}).values()):
+            return None
+        if cap is not None and self._held_by(backend_id) >= cap:
+            return None
+        idle = next(
+            (
+                w
+                for w in self._workers.values()
+                if w.shape == shape and w.ready and w.client is None
+            ),
+            None,
+        )
+        if idle is None:
+            return None
+        self._served[client] = next(self._sequence)
+        idle.client, idle.backend_id, idle.request_id = client, backend_id, None
+        self._grants[client] += 1
+        return Lease(idle.worker_id, self._served[client])
+
     async def release(self, worker_id: str) -> None:
         """Give a leased worker back; it serves the next waiter or goes idle."""
         worker = self._workers.get(worker_id)
@@ -429,7 +454,7 @@ class PoolActor:
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(pg)
         else:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
-        actor_cls: Any = ray.remote(concurrency_groups={"join": 1, "watch": 1})(  # type: ignore[call-overload]
+        actor_cls: Any = ray.remote(concurrency_groups={"watch": 1})(  # type: ignore[call-overload]
             AerWorker
         )
         handle = actor_cls.options(**options).remote(worker_id, shape.num_cpus)

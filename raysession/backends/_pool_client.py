@@ -31,9 +31,7 @@ _handle_of_pool: Any = None
 # Numbers this process's lease requests: the pool keeps each client's requests in this order.
 _order = itertools.count()
 _connection: tuple[str, str] | None = None
-_sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = (
-    collections.OrderedDict()
-)
+_sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = collections.OrderedDict()
 _handles: collections.OrderedDict[str, Any] = collections.OrderedDict()
 
 
@@ -154,6 +152,35 @@ def forget_worker(worker_id: str) -> None:
     _sent.pop(worker_id, None)
     _handles.pop(worker_id, None)
     _granted.pop(worker_id, None)
+
+
+def forget_keys(worker_id: str, keys: tuple[str, ...]) -> None:
+    """Forget that ``keys`` were sent to a worker (it answered that it lacks them)."""
+    sent = _sent.get(worker_id)
+    if sent is not None:
+        for key in keys:
+            sent.pop(key, None)
+
+
+async def try_acquire(client: str, shape: Shape, backend_id: str, cap: int | None) -> Lease | None:
+    """A worker of ``shape`` for ``client`` without waiting: one it holds, else one the
+    pool has idle now; ``None`` if neither."""
+    held = take_held(client, backend_id)
+    if held is not None:
+        return held
+    for attempt in range(2):
+        found = pool()
+        try:
+            lease: Lease | None = await found.try_lease.remote(client, shape, backend_id, cap)
+        except RayActorError:
+            reset_pool()  # the pool exited while idle: find (or create) it again
+            if attempt:
+                return None
+            continue
+        if lease is not None:
+            _granted[lease.worker_id] = asyncio.get_running_loop().time()
+        return lease
+    return None
 
 
 async def acquire(client: str, shape: Shape, backend_id: str, cap: int | None) -> Lease:

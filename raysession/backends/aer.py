@@ -9,10 +9,10 @@ import os
 import pickle
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
-from qiskit.primitives import PrimitiveResult, PubResult
 from qiskit_aer import AerSimulator
 from qiskit_aer.aererror import AerError
 from ray.exceptions import RayActorError
@@ -21,15 +21,18 @@ from .._connect import ensure_ray
 from ..errors import BackendUnavailableError, JobFailedError
 from . import _pool_client as client
 from ._aer_worker import ChunkDone, ChunkRequest
-from ._partition import Chunk, PubSpec, chunk_pubs, chunk_seed, plan
+from ._partition import PubShape, PubSpec, chunk_pubs, chunk_seed, plan
 from ._pool_protocol import Lease, Shape
-from .base import BackendRun, JobSpec
+from .base import BackendRun, Delivery, Grant, JobSpec, JoinPlan
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["AerBackend"]
 
 RETRIES_ENV = "RAYSESSION_MAX_CHUNK_RETRIES"
+# Aer options up to this many pickled bytes travel with every grant; larger ones (a
+# device's noise model) only to a worker that this session has not sent them to.
+_INLINE_SIM_BYTES = 16 * 1024
 
 
 def max_chunk_retries() -> int:
@@ -40,6 +43,55 @@ def max_chunk_retries() -> int:
     if not raw.isdigit():
         raise ValueError(f"{RETRIES_ENV}={raw!r} must be a whole number")
     return int(raw)
+
+
+@dataclass(frozen=True)
+class AerGrant:
+    """A leased worker reserved for one whole job, sent to the job's submitter.
+
+    The submitter sends the job straight to the worker (:meth:`dispatch`) and owns the
+    result; the session actor awaits the small completion record only.
+    """
+
+    lease: Lease
+    sim_key: str
+    sim_options: bytes | None
+    """The pickled Aer options, unless the worker holds them already."""
+    deadline: float | None
+
+    @property
+    def worker_id(self) -> str:
+        """The reserved worker."""
+        return self.lease.worker_id
+
+    def dispatch(self, spec: JobSpec) -> tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]]:
+        """Run the whole job on the worker; (done ref, result ref), owned by the caller.
+
+        Every circuit of the job travels with it (the worker unpickles only those it
+        does not hold), so the worker never lacks one.
+        """
+        request = ChunkRequest(
+            kind=spec.kind,
+            pubs=list(spec.pubs),
+            seed=chunk_seed(spec.seed, 0, 1),
+            run_options=spec.run_options,
+            job_id=spec.job_id,
+            chunk_index=0,
+            sim_key=self.sim_key,
+            sim_options=self.sim_options,
+            circuits=spec.circuits,
+            use_cache=spec.circuit_cache,
+            deadline=self.deadline,
+            job_metadata=_job_metadata(spec),
+        )
+        refs: tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]] = client.handle(
+            self.worker_id
+        ).run_chunk.remote(request)
+        return refs
+
+
+def _job_metadata(spec: JobSpec) -> dict[str, Any]:
+    return {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
 
 
 class AerBackend:
@@ -189,8 +241,12 @@ class AerBackend:
 
     async def run(
         self, spec: JobSpec, *, deadline: float | None = None, record: BackendRun | None = None
-    ) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
-        """Run a job on the pool; return the ref of its result once it is ready.
+    ) -> Delivery:
+        """Run a job on the pool; once every chunk ran, return where the results are.
+
+        The results stay where the workers put them: a one-chunk job's ref holds its
+        ``PrimitiveResult``, a split job's refs the PUB results of each chunk, which the
+        reader joins (:func:`._partition.join`).
 
         Chunks are leased workers one at a time, fairly with other sessions; a chunk
         whose worker dies runs again on another, up to ``RAYSESSION_MAX_CHUNK_RETRIES``
@@ -212,7 +268,7 @@ class AerBackend:
         record = record if record is not None else BackendRun()
         chunks = plan(spec.pubs, spec.chunk_size)
         record.num_chunks = len(chunks)
-        metadata = {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
+        metadata = _job_metadata(spec)
         single = len(chunks) == 1
         running: set[int] = set()
         tasks = [
@@ -245,8 +301,9 @@ class AerBackend:
             raise failed.exception()  # type: ignore[misc]
         refs = [task.result() for task in tasks]
         if single:
-            return refs[0]
-        return await self._join(spec, chunks, metadata, refs, record)
+            return Delivery(refs)
+        shapes = [PubShape.of(pub) for pub in spec.pubs]
+        return Delivery(refs, JoinPlan(shapes, chunks, metadata))
 
     async def _run_chunk(
         self,
@@ -328,37 +385,6 @@ class AerBackend:
                 elif keep:
                     client.give_back(lease)
 
-    async def _join(
-        self,
-        spec: JobSpec,
-        chunks: list[Chunk],
-        metadata: dict[str, Any],
-        refs: list[ray.ObjectRef[Any]],
-        record: BackendRun,
-    ) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
-        """Reassemble on a live worker's join thread; the chunk results stay where they are."""
-        for attempt in range(max_chunk_retries() + 1):
-            lease = await self._lease(spec)
-            # The join runs in its own concurrency group: the worker may take chunks at once.
-            worker = client.handle(lease.worker_id)
-            done_ref, result_ref = worker.join.remote(spec.pubs, chunks, metadata, *refs)
-            client.give_back(lease)
-            try:
-                await done_ref
-            except RayActorError as exc:
-                client.forget_worker(lease.worker_id)
-                if attempt == max_chunk_retries():
-                    raise BackendUnavailableError(
-                        f"Job {spec.job_id}: its results could not be reassembled; "
-                        f"the workers kept dying ({exc}).",
-                        session_id=spec.session_id,
-                        job_id=spec.job_id,
-                    ) from exc
-                continue
-            joined: ray.ObjectRef[PrimitiveResult[PubResult]] = result_ref
-            return joined
-        raise AssertionError("unreachable")
-
     async def _lease(self, spec: JobSpec) -> Lease:
         try:
             return await client.acquire(
@@ -367,6 +393,41 @@ class AerBackend:
         except BackendUnavailableError as exc:
             exc.session_id, exc.job_id = spec.session_id, spec.job_id
             raise
+
+    async def reserve(self, spec: JobSpec, deadline: float | None) -> AerGrant | None:
+        """An idle worker for the whole of ``spec``, now or never: the worker held for the
+        session since its last job, else one the pool has idle (no waiting)."""
+        if spec.num_chunks != 1:
+            return None
+        lease = await client.try_acquire(
+            spec.session_id or spec.job_id, self._shape, self._id, self._cap
+        )
+        if lease is None:
+            return None
+        sim_key, sim_bytes = self._sim_options()
+        inline = len(sim_bytes) <= _INLINE_SIM_BYTES
+        ship = inline or sim_key in client.to_ship(lease.worker_id, [sim_key], set())
+        return AerGrant(lease, sim_key, sim_bytes if ship else None, deadline)
+
+    def completed(self, grant: Grant, done: Any, record: BackendRun) -> bool:
+        """Note a granted job's :class:`ChunkDone`; False if the worker lacked a key."""
+        assert isinstance(done, ChunkDone)
+        if done.missing:
+            client.forget_keys(grant.worker_id, done.missing)
+            return False
+        record.num_chunks = 1
+        record.workers.append(grant.worker_id)
+        return True
+
+    def release(self, spec: JobSpec, grant: Grant, *, stop: bool, lost: bool = False) -> None:
+        """Hold the worker for the session's next job, or stop it (the pool replaces it)."""
+        assert isinstance(grant, AerGrant)
+        if stop:
+            ray.kill(client.handle(grant.worker_id), no_restart=True)
+        if stop or lost:
+            client.forget_worker(grant.worker_id)
+            return
+        client.hold(spec.session_id or spec.job_id, self._id, grant.lease)
 
     def warm_up(self, timeout: float = 300.0) -> int:
         """Start the workers this backend can use now, instead of with the first job.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import pickle
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import ray
-from qiskit.primitives import PrimitiveResult, PubResult
 
-from ._partition import Kind, PubSpec
+from ._partition import Chunk, Kind, PubShape, PubSpec
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,41 @@ class JobSpec:
     """Send each circuit to a worker once and refer to it by key afterwards."""
     job_id: str = ""
     session_id: str | None = None
+    """The session (or hidden job-mode batch) the job runs in."""
+    num_chunks: int = 1
+    """How many chunks the job's plan has (a one-chunk job may take the fast path)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # One C-pickled blob: Ray's cloudpickle walks Qiskit's containers far more slowly.
+        state = tuple(getattr(self, f.name) for f in fields(self))
+        return (_unpickle_spec, (pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),))
+
+
+def _unpickle_spec(data: bytes) -> JobSpec:
+    return JobSpec(*pickle.loads(data))
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """What reassembling a split job's chunk results needs (see :func:`._partition.join`)."""
+
+    shapes: list[PubShape]
+    chunks: list[Chunk]
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a finished job's result is: the refs of its chunk results, in chunk order.
+
+    With ``join`` unset, one ref holds the job's whole ``PrimitiveResult``; otherwise
+    the reader fetches every chunk's PUB results and joins them. The refs' owner (the
+    session actor, or the submitter for a granted job) keeps the data; whoever reads it
+    fetches it from where the workers put it.
+    """
+
+    refs: list[ray.ObjectRef[Any]]
+    join: JoinPlan | None = None
 
 
 @dataclass
@@ -39,6 +74,27 @@ class BackendRun:
     """Ids of the workers that ran the job's chunks, in the order they finished."""
     retries: int = 0
     """Chunks that ran again because their worker died."""
+
+
+@runtime_checkable
+class Grant(Protocol):
+    """A worker reserved for one whole job, which the job's submitter runs on it directly.
+
+    Made in the session actor by :meth:`Backend.reserve`, sent to the submitter in the
+    answer to its submit, used there with :meth:`dispatch`; the actor learns the outcome
+    from the refs the submitter passes back and then calls :meth:`Backend.release`.
+    """
+
+    @property
+    def worker_id(self) -> str:
+        """The reserved worker."""
+        ...
+
+    def dispatch(self, spec: JobSpec) -> tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]]:
+        """Send the whole job to the worker; returns (done ref, result ref), both owned by
+        the caller. The done ref resolves to a small completion record, the result ref to
+        the job's :class:`~qiskit.primitives.PrimitiveResult`."""
+        ...
 
 
 @runtime_checkable
@@ -66,8 +122,8 @@ class Backend(Protocol):
 
     async def run(
         self, spec: JobSpec, *, deadline: float | None = None, record: BackendRun | None = None
-    ) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
-        """Run a job; return the ref of its result once it is ready.
+    ) -> Delivery:
+        """Run a job; once it ran, return where its result is.
 
         Cancelling the coroutine stops the job (queued chunks are dropped and
         running ones interrupted).
@@ -77,4 +133,18 @@ class Backend(Protocol):
             deadline: UNIX time after which no further chunk of the job may start.
             record: Filled with the job's chunks, workers and retries as it runs.
         """
+        ...
+
+    async def reserve(self, spec: JobSpec, deadline: float | None) -> Grant | None:
+        """A worker for the whole of ``spec`` now, without waiting, or ``None``."""
+        ...
+
+    def completed(self, grant: Grant, done: Any, record: BackendRun) -> bool:
+        """Record a granted job's completion record; False if it did not run (the job
+        must then run through :meth:`run`)."""
+        ...
+
+    def release(self, spec: JobSpec, grant: Grant, *, stop: bool, lost: bool = False) -> None:
+        """Give a granted worker back once its job ended; ``stop`` kills it first (the job
+        was cancelled or ran out of time while running); ``lost``: it died."""
         ...

@@ -1,7 +1,9 @@
-"""The plain data a session actor reports: job status, job metrics and session details."""
+"""The messages between handles and a session actor: job status, job records, session
+details, the answer to a submit and the whereabouts of a result."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Literal
 
@@ -9,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from qiskit.providers import JobStatus as QiskitJobStatus
 
 from ._lifecycle import SessionState
+from .backends.base import Grant
 
 
 class JobStatus(StrEnum):
@@ -92,6 +95,8 @@ class JobInfo(_Record):
     session_id: str
     status: JobStatus
     error_message: str | None = None
+    error_type: str | None = None
+    """The name of the raysession error class the job failed with."""
     metrics: JobMetrics
 
 
@@ -114,3 +119,12 @@ class SessionDetails(_Record):
     """Session: wall-clock seconds since the first job started. Batch: seconds of execution."""
     num_jobs: int
     """Jobs accepted so far."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The session's answer to a submit: the job's record and, if the job starts at once
+    on a worker reserved for it, the grant its submitter runs it with."""
+
+    info: JobInfo
+    grant: Grant | None = None

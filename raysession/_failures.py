@@ -1,0 +1,145 @@
+"""The one place where what Ray raised becomes what raysession raises.
+
+Three questions, each answered here and nowhere else, and never by reading Ray's
+message text:
+
+* :func:`classify`: how did a job end, given the exception its run raised (in the
+  session actor)?
+* :func:`for_caller`: which raysession error does a job handle raise for what
+  ``ray.get`` raised?
+* :func:`session_gone`: a session actor cannot be reached. Did the session end (it
+  recorded its final state in Ray's GCS key-value store before exiting) or die?
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+from ray.experimental import internal_kv
+
+from ._lifecycle import SessionState
+from ._messages import JobInfo, JobStatus
+from .errors import (
+    BackendUnavailableError,
+    JobCancelledError,
+    JobFailedError,
+    RaySessionError,
+    SessionClosedError,
+    SessionExpiredError,
+)
+
+_KV_NAMESPACE = "raysession"
+
+
+def classify(exc: BaseException, job_id: str) -> tuple[JobStatus, RaySessionError | None]:
+    """How a job ended, from what its run raised: ``CANCELLED`` (no error) or ``ERROR``
+    with the error its handle reports (``__cause__`` is the original)."""
+    if isinstance(exc, asyncio.CancelledError | TaskCancelledError | JobCancelledError):
+        return JobStatus.CANCELLED, None
+    if isinstance(exc, RaySessionError):
+        error = type(exc)(exc.message)
+        error.__cause__ = exc.__cause__
+        return JobStatus.ERROR, error
+    if isinstance(exc, RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, RayError | RaySessionError | TaskCancelledError):
+            return classify(cause, job_id)
+        error = JobFailedError(f"Job {job_id} failed: {type(cause).__name__}: {cause}")
+        error.__cause__ = cause
+        return JobStatus.ERROR, error
+    if isinstance(exc, RayError):
+        error = BackendUnavailableError(
+            f"Job {job_id} lost its workers ({type(exc).__name__}); the worker pool is "
+            "closed or a node died."
+        )
+        error.__cause__ = exc
+        return JobStatus.ERROR, error
+    error = JobFailedError(f"Job {job_id} could not run: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return JobStatus.ERROR, error
+
+
+def for_caller(exc: BaseException, *, job_id: str, session_id: str | None) -> BaseException:
+    """The error a job handle raises for what ``ray.get`` (or ``await``) raised.
+
+    A raysession error raised in the session actor or a worker comes back as itself; an
+    error of the job's own code (Aer, Qiskit) as :class:`JobFailedError`; a lost actor,
+    owner or object as :class:`BackendUnavailableError`.
+    """
+    if isinstance(exc, RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, RaySessionError):
+            return cause
+        if isinstance(cause, TaskCancelledError):
+            return JobCancelledError(
+                f"Job {job_id} was cancelled; it has no result.",
+                session_id=session_id,
+                job_id=job_id,
+            )
+        if not isinstance(cause, RayError):
+            _, error = classify(exc, job_id)
+            assert error is not None
+            error.session_id, error.job_id = session_id, job_id
+            return error
+        exc = cause
+    if isinstance(exc, RaySessionError):
+        return exc
+    error = BackendUnavailableError(
+        f"Job {job_id}: its session or workers died ({type(exc).__name__}).",
+        session_id=session_id,
+        job_id=job_id,
+    )
+    error.__cause__ = exc
+    return error
+
+
+def record_final(session_id: str, state: SessionState, ended: list[JobInfo]) -> None:
+    """Record in Ray's GCS that a session ended in ``state``, and how its jobs without a
+    result ended (``ended``), for handles that ask after the actor exited."""
+    internal_kv._internal_kv_put(
+        f"final/{session_id}", state.value, overwrite=True, namespace=_KV_NAMESPACE
+    )
+    for info in ended:
+        internal_kv._internal_kv_put(
+            f"job/{info.job_id}", info.model_dump_json(), overwrite=True, namespace=_KV_NAMESPACE
+        )
+
+
+def ended_job(job_id: str) -> JobInfo | None:
+    """How a job without a result ended, as its session recorded on exit, if it did."""
+    value = internal_kv._internal_kv_get(f"job/{job_id}", namespace=_KV_NAMESPACE)
+    return None if value is None else JobInfo.model_validate_json(value)
+
+
+def final_state(session_id: str) -> SessionState | None:
+    """The state a session recorded when it ended, or ``None`` if it never ended."""
+    value = internal_kv._internal_kv_get(f"final/{session_id}", namespace=_KV_NAMESPACE)
+    return None if value is None else SessionState(value.decode())
+
+
+def session_gone(session_id: str, job_id: str | None, exc: BaseException) -> RaySessionError:
+    """The error for a session actor that cannot be reached: closed or expired if the
+    session ended, :class:`BackendUnavailableError` if its actor died."""
+    state = final_state(session_id)
+    error: RaySessionError
+    if state is SessionState.EXPIRED:
+        error = SessionExpiredError(
+            f"Session {session_id} expired; create a new Session to submit more jobs.",
+            session_id=session_id,
+            job_id=job_id,
+        )
+    elif state is not None:
+        error = SessionClosedError(
+            f"Session {session_id} is closed; create a new Session to submit more jobs.",
+            session_id=session_id,
+            job_id=job_id,
+        )
+    else:
+        error = BackendUnavailableError(
+            f"Session {session_id}'s actor died (its node may have failed); create a new Session.",
+            session_id=session_id,
+            job_id=job_id,
+        )
+    error.__cause__ = exc
+    return error

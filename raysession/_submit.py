@@ -1,0 +1,170 @@
+"""The one path from coerced PUBs to a submitted job, for every front end.
+
+V2 primitives, V1 primitives (through V2), a provider backend's ``run`` and job mode
+all call :func:`submit_job`. It builds the job's spec (circuits pickled once per
+circuit object and named by content), admits it into the session (or the job-mode
+batch, renewed if it closed itself while idle) and, when the session grants a worker
+at once, sends the job straight to that worker.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import pickle
+import secrets
+import threading
+import uuid
+import weakref
+from typing import Any
+
+from qiskit import QuantumCircuit
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from ._job_mode import job_mode_batch
+from .backends._partition import Kind, PubSpec, plan
+from .backends.base import Backend, JobSpec
+from .errors import SessionClosedError, SessionExpiredError
+from .job import RuntimeJobV2
+from .options import EstimatorOptions, SamplerOptions
+from .session import Session
+
+# Circuit objects whose pickled bytes and key this process remembers.
+_KEYS_KEPT = 256
+
+
+def submit_job(
+    mode: Session | Backend,
+    kind: Kind,
+    pubs: list[EstimatorPub] | list[SamplerPub],
+    options: EstimatorOptions | SamplerOptions,
+    *,
+    job_id: str | None = None,
+) -> RuntimeJobV2:
+    """Submit coerced PUBs to a session, a batch or (job mode) a backend.
+
+    Raises:
+        ValueError: ``max_execution_time`` is not below the session's ``max_time``.
+        SessionClosedError, SessionExpiredError: the session takes no new jobs.
+    """
+    if isinstance(mode, Session):
+        check_execution_time(options, mode.max_time)
+        return mode._submit(build_spec(kind, pubs, options, mode.session_id, job_id))
+    for renew in (False, True):
+        batch = job_mode_batch(mode, renew=renew)
+        spec = build_spec(kind, pubs, options, batch.session_id, job_id)
+        try:
+            return batch._submit(spec, job_mode=True)
+        except (SessionClosedError, SessionExpiredError):
+            if renew:
+                raise
+            # The hidden batch closed itself while idle: the loop opens a fresh one.
+    raise AssertionError("unreachable")
+
+
+def check_execution_time(options: EstimatorOptions | SamplerOptions, max_time: float) -> None:
+    """Raise ``ValueError`` unless the job's ``max_execution_time`` is below ``max_time``."""
+    limit = options.max_execution_time
+    if limit is not None and limit >= max_time:
+        raise ValueError(
+            f"max_execution_time={limit} s must be smaller than the session's max_time "
+            f"of {max_time} s."
+        )
+
+
+def build_spec(
+    kind: Kind,
+    pubs: list[EstimatorPub] | list[SamplerPub],
+    options: EstimatorOptions | SamplerOptions,
+    session_id: str | None,
+    job_id: str | None = None,
+) -> JobSpec:
+    """The job spec of coerced PUBs: circuits pickled once each and named by content."""
+    circuits: dict[str, bytes] = {}
+    specs = []
+    for pub in pubs:
+        key, data = circuit_key(pub.circuit)
+        circuits[key] = data
+        if isinstance(pub, EstimatorPub):
+            specs.append(
+                PubSpec(
+                    key, pub.parameter_values, observables=pub.observables, precision=pub.precision
+                )
+            )
+        else:
+            specs.append(PubSpec(key, pub.parameter_values, shots=pub.shots))
+    seed = options.seed_simulator
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    return JobSpec(
+        kind=kind,
+        pubs=tuple(specs),
+        circuits=circuits,
+        seed=seed,
+        chunk_size=options.chunk_size,
+        run_options=dict(options.run_options),
+        max_execution_time=options.max_execution_time,
+        circuit_cache=options.circuit_cache,
+        job_id=job_id or uuid.uuid4().hex,
+        session_id=session_id,
+        num_chunks=len(plan(specs, options.chunk_size)),
+    )
+
+
+class _Known:
+    __slots__ = ("circuit", "data", "key", "print")
+
+    def __init__(
+        self, circuit: QuantumCircuit, fingerprint: tuple[Any, ...], key: str, data: bytes
+    ):
+        self.circuit = weakref.ref(circuit)
+        self.print, self.key, self.data = fingerprint, key, data
+
+
+_known: collections.OrderedDict[int, _Known] = collections.OrderedDict()
+_known_lock = threading.Lock()
+
+
+def _fingerprint(circuit: QuantumCircuit) -> tuple[Any, ...]:
+    """What an in-place edit of a circuit changes, read in microseconds: its size, its
+    gate counts, its parameters, registers, global phase and name."""
+    return (
+        len(circuit.data),
+        tuple(circuit.count_ops().items()),
+        circuit.num_qubits,
+        circuit.num_clbits,
+        circuit.num_parameters,
+        str(circuit.global_phase),
+        circuit.name,
+        id(circuit.layout),
+    )
+
+
+def circuit_key(circuit: QuantumCircuit) -> tuple[str, bytes]:
+    """The content key and pickled bytes of a circuit.
+
+    A circuit object seen before, and unchanged since (same fingerprint), reuses its
+    key and bytes: pickling a 14-qubit ansatz takes about 1 ms, more than a small job
+    costs otherwise. An edited circuit (a gate appended, parameters assigned in place,
+    the phase changed) is pickled again. Replacing one instruction in place with one of
+    the same name (``circuit.data[i] = ...``) keeps every count and is not seen: copy the
+    circuit for such edits.
+    """
+    fingerprint = _fingerprint(circuit)
+    with _known_lock:
+        known = _known.get(id(circuit))
+        if known is not None and known.circuit() is circuit and known.print == fingerprint:
+            _known.move_to_end(id(circuit))
+            return known.key, known.data
+    data = pickle.dumps(circuit, protocol=pickle.HIGHEST_PROTOCOL)
+    key = hashlib.blake2b(data, digest_size=16).hexdigest()
+    try:
+        entry = _Known(circuit, fingerprint, key, data)
+    except TypeError:  # not weak-referenceable: never cached
+        return key, data
+    with _known_lock:
+        _known[id(circuit)] = entry
+        while len(_known) > _KEYS_KEPT:
+            _known.popitem(last=False)
+    return key, data
