@@ -1,4 +1,4 @@
-"""Every exception raysession raises, in one tree.
+"""Every exception raysession raises, in one tree, and the category of its warnings.
 
 ::
 
@@ -11,6 +11,11 @@
     ├── JobCancelledError        result() on a cancelled job
     ├── JobTimeoutError          (also TimeoutError) result(timeout=) elapsed
     └── BackendUnavailableError  workers died or cannot be scheduled: outside your code
+
+Warnings are not errors and have their own category::
+
+    UserWarning
+    └── RaySessionWarning        raysession works, but not as you may expect (say why)
 
 Input errors are not wrapped: pydantic's ``ValidationError`` (a ``ValueError``)
 reports bad options and Qiskit's ``ValueError``/``TypeError`` report bad PUBs.
@@ -32,6 +37,7 @@ __all__ = [
     "JobFailedError",
     "JobTimeoutError",
     "RaySessionError",
+    "RaySessionWarning",
     "SessionClosedError",
     "SessionExpiredError",
     "SessionNotFoundError",
@@ -113,3 +119,11 @@ class JobTimeoutError(RaySessionError, TimeoutError):
 
 class BackendUnavailableError(RaySessionError):
     """Workers or the session actor died or cannot be scheduled; ``__cause__`` says why."""
+
+
+class RaySessionWarning(UserWarning):
+    """A warning raysession gives: the call works, but not as its arguments may suggest.
+
+    Warnings are attributed to the caller's line (``stacklevel``), so filter them by
+    this category, not by module: ``-W error::raysession.RaySessionWarning``.
+    """

@@ -2,15 +2,17 @@ import pickle
 
 import pytest
 
-from raysession import errors
+from raysession import RaySessionWarning, errors
 
 
 def test_error_tree_matches_the_documented_one():
     assert issubclass(errors.SessionNotFoundError, LookupError)
     assert issubclass(errors.JobTimeoutError, TimeoutError)
     assert issubclass(errors.ExecutionTimeoutError, errors.JobFailedError)
-    for name in errors.__all__:
+    for name in set(errors.__all__) - {"RaySessionWarning"}:
         assert issubclass(getattr(errors, name), errors.RaySessionError)
+    assert issubclass(RaySessionWarning, UserWarning)
+    assert not issubclass(RaySessionWarning, errors.RaySessionError)
 
 
 def test_errors_pickle_with_context_and_cause():
@@ -36,3 +38,4 @@ def test_unpicklable_cause_travels_as_text():
 def test_raise_and_match_message():
     with pytest.raises(errors.SessionClosedError, match="closed"):
         raise errors.SessionClosedError("Session 7f is closed", session_id="7f")
+
