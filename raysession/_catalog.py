@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 
+from ._env import env_count
 from .backends import AerBackend
 
 if TYPE_CHECKING:
@@ -178,13 +178,16 @@ def target(name: str) -> Target:
         return _targets.setdefault(name, built)
 
 
-def _num_workers() -> int | None:
-    raw = os.environ.get(NUM_WORKERS_ENV, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) == 0:
-        raise ValueError(f"{NUM_WORKERS_ENV}={raw!r} must be a positive whole number")
-    return int(raw)
+def num_workers() -> int | None:
+    """The cap on workers of a pool started for a name (``RAYSESSION_BACKEND_NUM_WORKERS``).
+
+    Returns:
+        The cap, or ``None`` (the default) for no cap beyond what the cluster can place.
+
+    Raises:
+        ValueError: the variable is set to something other than a whole number of at least 1.
+    """
+    return env_count(NUM_WORKERS_ENV, None, minimum=1)
 
 
 def pool(name: str) -> AerBackend:
@@ -192,14 +195,14 @@ def pool(name: str) -> AerBackend:
     jobs on one name share a hidden batch). Its jobs run on the cluster's shared pool.
 
     Raises:
-        ValueError: no backend has that name.
+        ValueError: no backend has that name, or :func:`num_workers` finds a bad value.
     """
     known = entry(name)
     with _lock:
         existing = _pools.get(name)
         if existing is not None:
             return existing
-        built = AerBackend(max_workers=_num_workers(), name=name, **known.simulator_options())
+        built = AerBackend(max_workers=num_workers(), name=name, **known.simulator_options())
         _pools[name] = built
         return built
 

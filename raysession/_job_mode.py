@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 
+from ._env import env_seconds
 from .backends.aer import on_close
 from .backends.base import Backend
 from .session import Batch
@@ -25,20 +25,26 @@ _lock = threading.Lock()
 _batches: dict[str, Batch] = {}
 
 
-def _idle_s() -> float:
-    raw = os.environ.get(IDLE_ENV, "").strip()
-    value = float(raw) if raw else 10.0
-    if not value > 0:
-        raise ValueError(f"{IDLE_ENV}={raw!r} must be a positive number of seconds")
-    return value
+def idle_s() -> float:
+    """Seconds a hidden batch waits without work before closing (``RAYSESSION_JOB_MODE_IDLE_S``).
+
+    Raises:
+        ValueError: the variable is set to something other than a positive number of seconds.
+    """
+    return env_seconds(IDLE_ENV, 10.0)
 
 
 def job_mode_batch(backend: Backend, *, renew: bool = False) -> Batch:
-    """This process's hidden batch on ``backend``; a new one if ``renew`` or none is open."""
+    """This process's hidden batch on ``backend``; a new one if ``renew`` or none is open.
+
+    Raises:
+        ValueError: ``RAYSESSION_JOB_MODE_IDLE_S`` is invalid (read when a batch is opened;
+            see :func:`idle_s`).
+    """
     with _lock:
         batch = _batches.get(backend.backend_id)
         if batch is None or renew:
-            idle = _idle_s()
+            idle = idle_s()
             batch = Batch(backend, interactive_timeout=idle, idle_timeout=idle)
             if not _batches:
                 atexit.register(close_all)

@@ -1,4 +1,4 @@
-"""Every exception raysession raises, in one tree.
+"""Every exception raysession raises, in one tree, and the category of its warnings.
 
 ::
 
@@ -13,6 +13,11 @@
     ├── ResultUnavailableError   the result is gone: pruned, its session ended, or an
     │                            earlier Ray connection (ray.shutdown()) held it
     └── BackendUnavailableError  workers died or cannot be scheduled: outside your code
+
+Warnings are not errors and have their own category::
+
+    UserWarning
+    └── RaySessionWarning        raysession works, but not as you may expect (say why)
 
 Input errors are not wrapped: pydantic's ``ValidationError`` (a ``ValueError``)
 reports bad options and Qiskit's ``ValueError``/``TypeError`` report bad PUBs.
@@ -34,6 +39,7 @@ __all__ = [
     "JobFailedError",
     "JobTimeoutError",
     "RaySessionError",
+    "RaySessionWarning",
     "ResultUnavailableError",
     "SessionClosedError",
     "SessionExpiredError",
@@ -121,3 +127,11 @@ class BackendUnavailableError(RaySessionError):
 class ResultUnavailableError(RaySessionError):
     """The job's result or records are gone: pruned from its session, lost with the
     session or the process that owned them, or held by an earlier Ray connection."""
+
+
+class RaySessionWarning(UserWarning):
+    """A warning raysession gives: the call works, but not as its arguments may suggest.
+
+    Warnings are attributed to the caller's line (``stacklevel``), so filter them by
+    this category, not by module: ``-W error::raysession.RaySessionWarning``.
+    """

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from qiskit_aer import AerSimulator
+
+from ._env import env_whole_seconds
 
 __all__ = ["EstimatorOptions", "SamplerOptions", "SessionLimits"]
 
@@ -120,15 +121,6 @@ class SamplerOptions(_Options):
     Default: ``4096``."""
 
 
-def _env_seconds(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name}={raw!r} must be a whole number of seconds")
-    return int(raw)
-
-
 class SessionLimits(BaseModel):
     """System-wide bounds on sessions, read from the environment.
 
@@ -146,8 +138,13 @@ class SessionLimits(BaseModel):
 
     @classmethod
     def from_env(cls) -> SessionLimits:
-        """Read the limits from the environment, falling back to the defaults."""
+        """Read the limits from the environment, falling back to the defaults.
+
+        Raises:
+            ValueError: a variable is set to something other than a whole number of
+                seconds of at least 1.
+        """
         return cls(
-            min_max_time=_env_seconds("RAYSESSION_MIN_MAX_TIME", 1),
-            max_max_time=_env_seconds("RAYSESSION_MAX_MAX_TIME", 8 * 3600),
+            min_max_time=env_whole_seconds("RAYSESSION_MIN_MAX_TIME", 1),
+            max_max_time=env_whole_seconds("RAYSESSION_MAX_MAX_TIME", 8 * 3600),
         )

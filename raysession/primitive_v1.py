@@ -23,6 +23,7 @@ from qiskit.transpiler import CouplingMap, PassManager, generate_preset_pass_man
 from . import _catalog
 from ._v1_result import CircuitLayout, ToEstimatorResult, ToSamplerResult
 from .backends import AerBackend
+from .errors import RaySessionWarning
 from .estimator import EstimatorV2
 from .options import EstimatorOptions, SamplerOptions
 from .provider import RayBackend
@@ -120,7 +121,7 @@ class _PrimitiveV1:
             f"resilience_level={level} asks for {_MITIGATION[level]}, which raysession's Aer "
             "simulator does not apply: results are unmitigated. A noiseless simulator needs "
             "none; with a noise model the results carry its errors.",
-            UserWarning,
+            RaySessionWarning,
             stacklevel=stacklevel,
         )
 

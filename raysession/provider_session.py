@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ._duration import parse_duration
+from ._env import env_whole_seconds
 from ._submit import submit_job
 from .errors import SessionClosedError
 from .job import RuntimeJobV2
@@ -19,11 +19,21 @@ from .session import Session
 if TYPE_CHECKING:
     from .provider import RayBackend
 
-__all__ = ["ProviderSession", "provider_max_time"]
+__all__ = ["ProviderSession", "provider_max_time", "provider_min_max_time"]
 
 MIN_MAX_TIME_ENV = "RAYSESSION_PROVIDER_MIN_MAX_TIME"
 """Environment variable: the smallest ``max_time`` ``open_session`` accepts, in seconds."""
 DEFAULT_MIN_MAX_TIME = 300
+
+
+def provider_min_max_time() -> int:
+    """The smallest ``max_time`` ``open_session`` accepts, in seconds, before the system bounds.
+
+    Raises:
+        ValueError: ``RAYSESSION_PROVIDER_MIN_MAX_TIME`` is set to something other than a
+            whole number of seconds of at least 1.
+    """
+    return env_whole_seconds(MIN_MAX_TIME_ENV, DEFAULT_MIN_MAX_TIME)
 
 
 def provider_max_time(max_time: int | str | None) -> int:
@@ -35,10 +45,7 @@ def provider_max_time(max_time: int | str | None) -> int:
             (``RAYSESSION_MAX_MAX_TIME``, default 8 h).
     """
     limits = SessionLimits.from_env()
-    raw = os.environ.get(MIN_MAX_TIME_ENV, "").strip()
-    if raw and not raw.isdigit():
-        raise ValueError(f"{MIN_MAX_TIME_ENV}={raw!r} must be a whole number of seconds")
-    low = max(int(raw) if raw else DEFAULT_MIN_MAX_TIME, limits.min_max_time)
+    low = max(provider_min_max_time(), limits.min_max_time)
     if max_time is None:
         return limits.max_max_time
     seconds = parse_duration(max_time)

@@ -44,6 +44,7 @@ from raysession import (
     QiskitRuntimeService,
     RayBackend,
     RayProvider,
+    RaySessionWarning,
     RuntimeJob,
     RuntimeJobV2,
     Sampler,
@@ -457,7 +458,7 @@ def test_guide_example_estimator_value_is_the_exact_value_within_its_precision(s
     options.optimization_level = 2
     options.resilience_level = 2
     with Session(service=service, backend=QASM) as session:
-        with pytest.warns(UserWarning, match="resilience_level=2 asks for zero-noise"):
+        with pytest.warns(RaySessionWarning, match="resilience_level=2 asks for zero-noise"):
             estimator = Estimator(options=options)
         assert estimator.session == session
         job = estimator.run(circuit, observable)
@@ -518,13 +519,13 @@ def test_sampler_v1_returns_quasi_distributions(service):
 
 def test_resilience_warning_is_given_once_per_primitive(service):
     with Session(service=service, backend=QASM):
-        with pytest.warns(UserWarning, match="resilience_level=1 asks for measurement"):
+        with pytest.warns(RaySessionWarning, match="resilience_level=1 asks for measurement"):
             estimator = Estimator(options={"resilience_level": 1, "execution": {"shots": None}})
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             estimator.run(guide_circuit(), "IY").result()
             Estimator(options={"resilience_level": 0}).run(guide_circuit(), "IY").result()
-        with pytest.warns(UserWarning, match="resilience_level=3"):
+        with pytest.warns(RaySessionWarning, match="resilience_level=3"):
             estimator.set_options(resilience_level=3)
 
 

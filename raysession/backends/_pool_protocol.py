@@ -6,27 +6,15 @@ workers (:mod:`._pool_client`); imports no Ray.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from .._env import env_seconds
+
 POOL_NAME = "pool"
 IDLE_ENV = "RAYSESSION_WORKER_IDLE_S"
 PLACEMENT_ENV = "RAYSESSION_PLACEMENT_TIMEOUT_S"
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} must be a number of seconds") from None
-    if not value > 0:
-        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
-    return value
 
 
 @dataclass(frozen=True)
@@ -51,9 +39,14 @@ class PoolConfig:
 
     @classmethod
     def from_env(cls) -> PoolConfig:
+        """The settings in ``RAYSESSION_WORKER_IDLE_S`` and ``RAYSESSION_PLACEMENT_TIMEOUT_S``.
+
+        Raises:
+            ValueError: a variable is set to something other than a positive number of seconds.
+        """
         return cls(
-            idle_s=_env_seconds(IDLE_ENV, 60.0),
-            placement_timeout_s=_env_seconds(PLACEMENT_ENV, 60.0),
+            idle_s=env_seconds(IDLE_ENV, 60.0),
+            placement_timeout_s=env_seconds(PLACEMENT_ENV, 60.0),
         )
 
 
