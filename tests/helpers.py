@@ -82,7 +82,11 @@ class Gate:
 
 
 def new_gate():
-    """A fresh named :class:`Gate` actor and its name."""
+    """A fresh named :class:`Gate` actor and its name, returned once the actor answers.
+
+    Waiting for it here means a worker that reaches the gate does not wait for an
+    actor process to start, so a chunk reaches the gate soon after it starts.
+    """
     import uuid
 
     import ray
@@ -93,7 +97,15 @@ def new_gate():
         .options(name=name, namespace=GATE_NAMESPACE, max_concurrency=64, num_cpus=0)
         .remote()
     )
+    ray.get(handle.counts.remote(), timeout=120)
     return handle, name
+
+
+def entered(gate) -> int:
+    """How many callers reached ``gate`` so far (each one an unpickling in a worker)."""
+    import ray
+
+    return int(ray.get(gate.counts.remote())[0])
 
 
 def _in_aer_worker() -> bool:
