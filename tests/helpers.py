@@ -34,16 +34,6 @@ def values(circuit: QuantumCircuit, num: int, seed: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 2 * np.pi, (num, circuit.num_parameters))
 
 
-def slow_pub(num_sets: int = 400) -> tuple[QuantumCircuit, str, np.ndarray]:
-    """An estimator PUB that keeps one worker busy for roughly num_sets * 6 ms."""
-    circuit = efficient_su2(14, reps=2)
-    return (circuit, "Z" * 14, values(circuit, num_sets))
-
-
-# Options that keep a slow PUB on one worker, so one job occupies exactly one worker.
-ONE_CHUNK = {"default_precision": 0.0, "chunk_size": 100_000}
-
-
 # ------------------------------------------------------------------ signals the tests control
 
 GATE_NAMESPACE = "raysession-tests"
