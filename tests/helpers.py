@@ -34,16 +34,6 @@ def values(circuit: QuantumCircuit, num: int, seed: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 2 * np.pi, (num, circuit.num_parameters))
 
 
-def slow_pub(num_sets: int = 400) -> tuple[QuantumCircuit, str, np.ndarray]:
-    """An estimator PUB that keeps one worker busy for roughly num_sets * 6 ms."""
-    circuit = efficient_su2(14, reps=2)
-    return (circuit, "Z" * 14, values(circuit, num_sets))
-
-
-# Options that keep a slow PUB on one worker, so one job occupies exactly one worker.
-ONE_CHUNK = {"default_precision": 0.0, "chunk_size": 100_000}
-
-
 # ------------------------------------------------------------------ signals the tests control
 
 GATE_NAMESPACE = "raysession-tests"
@@ -82,7 +72,11 @@ class Gate:
 
 
 def new_gate():
-    """A fresh named :class:`Gate` actor and its name."""
+    """A fresh named :class:`Gate` actor and its name, returned once the actor answers.
+
+    Waiting for it here means a worker that reaches the gate does not wait for an
+    actor process to start, so a chunk reaches the gate soon after it starts.
+    """
     import uuid
 
     import ray
@@ -93,7 +87,15 @@ def new_gate():
         .options(name=name, namespace=GATE_NAMESPACE, max_concurrency=64, num_cpus=0)
         .remote()
     )
+    ray.get(handle.counts.remote(), timeout=120)
     return handle, name
+
+
+def entered(gate) -> int:
+    """How many callers reached ``gate`` so far (each one an unpickling in a worker)."""
+    import ray
+
+    return int(ray.get(gate.counts.remote())[0])
 
 
 def _in_aer_worker() -> bool:

@@ -39,7 +39,7 @@ from raysession import (
     shutdown_pool,
 )
 from tests.conftest import live_raysession_actors, wait_for
-from tests.helpers import GATE_NAMESPACE, Gate, ansatz, bell, gated, observable, values
+from tests.helpers import GATE_NAMESPACE, Gate, ansatz, bell, entered, gated, observable, values
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,11 +147,6 @@ def gate(nodes: Nodes) -> Iterator[tuple[Any, str]]:
         # Let anything still waiting go before the gate goes.
         ray.get(handle.allow.remote(1000))
         ray.kill(handle)
-
-
-def entered(gate: Any) -> int:
-    """Chunks that reached the gate so far."""
-    return int(ray.get(gate.counts.remote())[0])
 
 
 def node_cpus() -> dict[str, float]:
@@ -410,10 +405,13 @@ def test_workers_lost_with_a_node_are_replaced_on_the_others_and_their_chunks_ru
         assert set(first.values()) == nodes.all_ids, first
         # A node that holds a chunk's worker but not the session: only workers die.
         index = other_worker_node(session, nodes)
+        # Every chunk is held at the gate: the one on that node is lost unfinished.
+        assert ray.get(handle.counts.remote()) == (3, 0)
         try:
             lost = nodes.remove(index, crash=crash)
             # The lost chunk runs again on a worker the pool starts where there is room.
             wait_for(lambda: entered(handle) == 4, timeout=180)
+            assert job.status() == "RUNNING"
             status = pool_status()
             assert status.replaced >= 1
             placed = {w.worker_id: w.node_id for w in status.workers}
@@ -428,6 +426,7 @@ def test_workers_lost_with_a_node_are_replaced_on_the_others_and_their_chunks_ru
             nodes.replace(index)
         assert job.status() == "DONE"
         assert job.metrics()["retries"] >= 1
+        assert entered(handle) == 4  # three chunks, one of them run twice
         assert session.status() == "In progress, accepting new jobs"
 
 

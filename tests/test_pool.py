@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
 from qiskit_aer.noise import NoiseModel, depolarizing_error
 from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
@@ -29,11 +31,21 @@ from raysession import (
     SamplerV2,
     Session,
     SessionClosedError,
+    list_sessions,
     pool_status,
     shutdown_pool,
 )
 from tests.conftest import live_raysession_actors, wait_for
-from tests.helpers import ansatz, bell, crashing, gated, new_gate, observable, values
+from tests.helpers import (
+    ansatz,
+    bell,
+    crashing,
+    entered,
+    gated,
+    new_gate,
+    observable,
+    values,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 IDLE_S = 4.0
@@ -156,6 +168,33 @@ def test_a_noise_model_travels_to_a_worker_once_and_is_applied():
     assert all(set(r[0].data.meas.get_counts()) > {"00", "11"} for r in results)
     (used,) = {w for r in results for w in workers_of(r)}
     assert ray.get(worker(used).cache_info.remote())["simulator_builds"] == 1
+
+
+def test_aer_options_reach_every_worker_that_runs_a_chunk_of_a_job():
+    noise = NoiseModel()
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.2, 2), ["cx"])
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.rz(theta, 0)
+    circuit.measure_all()
+    gate, name = new_gate()
+    noisy = AerBackend(method="density_matrix", noise_model=noise)
+    with Session(noisy):
+        # One row of the sweep per chunk, and every chunk held at the gate until both run.
+        options = {"seed_simulator": 5, "chunk_size": 1, "circuit_cache": False}
+        job = SamplerV2(options=options).run([(gated(circuit, name), [[0.1], [0.2]], 2000)])
+        wait_for(lambda: entered(gate) == 2)
+        gate.allow.remote(2)
+        result = job.result(timeout=120)[0]
+    assert job.metrics()["num_chunks"] == 2
+    assert len(set(job.metrics()["workers"])) == 2
+    # Without noise, a Bell pair measures 00 or 11 only: each chunk's rows show the noise.
+    for row in range(2):
+        counts = result.data.meas.get_counts(row)
+        assert sum(counts.values()) == 2000
+        assert set(counts) > {"00", "11"}, (row, counts)
 
 
 def test_num_workers_caps_the_workers_a_backends_jobs_use():
@@ -283,14 +322,20 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_chunk_runs_again(no_resta
     with Session(AerBackend(max_workers=1)) as session:
         estimator = EstimatorV2(mode=session, options={**EXACT, "circuit_cache": False})
         job = estimator.run([(gated(circuit, name), obs, vals)])
-        wait_for(lambda: ray.get(gate.counts.remote())[0] == 1)
+        wait_for(lambda: entered(gate) == 1)
         (busy,) = [w.worker_id for w in pool_status().workers if w.state == "busy"]
+        # The job's one chunk is held at the gate: killing its worker loses it unfinished.
+        assert ray.get(gate.counts.remote()) == (1, 0)
         ray.kill(worker(busy), no_restart=no_restart)
-        wait_for(lambda: ray.get(gate.counts.remote())[0] == 2)  # running again elsewhere
-        gate.allow.remote(2)  # the killed worker's wait is still parked at the gate
+        # The chunk reaches the gate a second time: it runs again, on another worker.
+        wait_for(lambda: entered(gate) == 2)
+        assert job.status() == "RUNNING"
+        # Two permits: the killed worker's call is still parked at the gate and may take one.
+        gate.allow.remote(2)
         result = job.result(timeout=120)
         assert job.metrics()["retries"] == 1
         assert busy not in workers_of(result)
+        assert entered(gate) == 2  # once lost, once run again: no third run
         assert session.status() == "In progress, accepting new jobs"
     assert pool_status().replaced >= replaced + 1
     expected = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
@@ -350,22 +395,32 @@ def test_a_noise_model_is_sent_again_to_the_worker_that_replaces_a_killed_one():
 
 def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
     fresh_pool()  # with a cap of one, then, every job runs on the same single worker
+    # The gate counts unpickles: a worker that unpickles the circuit passes through it.
+    gate, name = new_gate()
+    gate.allow.remote(100)
     circuit, obs = ansatz(3), observable(3)
     vals = values(circuit, 4)
+    pub = (gated(circuit, name), obs, vals)
     with Session(AerBackend(max_workers=1)) as session:
         off = EstimatorV2(mode=session, options={**EXACT, "circuit_cache": False})
         on = EstimatorV2(mode=session, options=EXACT)
-        a = off.run([(circuit, obs, vals)]).result(timeout=120)
-        (used,) = workers_of(a)
-        assert ray.get(worker(used).cache_info.remote())["circuits"] == 0
-        b = on.run([(circuit, obs, vals)]).result(timeout=120)
-        c = on.run([(circuit, obs, vals)]).result(timeout=120)
-        assert workers_of(b) == workers_of(c) == {used}
-        np.testing.assert_array_equal(a[0].data.evs, b[0].data.evs)
-        np.testing.assert_array_equal(b[0].data.evs, c[0].data.evs)
-        # The cached jobs unpickled the circuit once between them; the cache-off job kept none.
+        uncached = []
+        for runs in (1, 2, 3):
+            uncached.append(off.run([pub]).result(timeout=120))
+            assert entered(gate) == runs  # every job unpickled the circuit again
+        (used,) = set.union(*(workers_of(r) for r in uncached))
+        info = ray.get(worker(used).cache_info.remote())
+        assert (info["circuits"], info["misses"]) == (0, 0)  # and kept none of them
+        cached = [on.run([pub]).result(timeout=120) for _ in range(3)]
+        assert set.union(*(workers_of(r) for r in cached)) == {used}
+        # The cached jobs unpickled the circuit once between them, and kept it.
+        assert entered(gate) == 4
         info = ray.get(worker(used).cache_info.remote())
         assert (info["circuits"], info["misses"]) == (1, 1)
+    expected = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
+    for result in uncached + cached:
+        np.testing.assert_array_equal(result[0].data.evs, uncached[0][0].data.evs)
+    np.testing.assert_allclose(uncached[0][0].data.evs, expected, atol=1e-12)
 
 
 def test_seeded_job_gives_the_same_numbers_on_any_number_of_workers():
@@ -466,6 +521,34 @@ def test_job_mode_leaves_nothing_behind_after_close_after_idle_and_after_exit():
     )
     assert done.returncode == 0 and "EV 1.0" in done.stdout, done.stderr
     wait_for(lambda: hidden_batches() <= before, timeout=30)
+
+
+def test_job_mode_runs_the_next_job_in_a_new_batch_once_the_idle_one_closed_itself():
+    gate, name = new_gate()
+    circuit = gated(bell(False), name)
+    before = set(list_sessions())
+    backend = AerBackend()
+    estimator = EstimatorV2(mode=backend, options={**EXACT, "circuit_cache": False})
+    try:
+        first = estimator.run([(circuit, "ZZ")])
+        wait_for(lambda: entered(gate) == 1)
+        (batch,) = set(list_sessions()) - before  # the hidden batch, seen while the job runs
+        assert Session.from_id(batch).job_ids() == [first.job_id()]
+        gate.allow.remote(1)
+        assert float(first.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+        # Idle for RAYSESSION_JOB_MODE_IDLE_S, the batch closes itself and its actor exits.
+        wait_for(lambda: batch not in list_sessions(), timeout=JOB_MODE_IDLE_S * 15)
+
+        second = estimator.run([(circuit, "ZZ")])
+        wait_for(lambda: entered(gate) == 2)
+        (renewed,) = set(list_sessions()) - before
+        assert renewed != batch
+        assert Session.from_id(renewed).job_ids() == [second.job_id()]
+        gate.allow.remote(1)
+        assert float(second.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+        assert second.status() == "DONE"
+    finally:
+        backend.close()
 
 
 def test_rejected_submit_in_this_process_raises_session_closed():

@@ -20,11 +20,18 @@ from raysession import (
     list_sessions,
 )
 from tests.conftest import live_raysession_actors, wait_for
-from tests.helpers import ONE_CHUNK, bell, slow_pub
+from tests.helpers import bell, entered, gated, new_gate
+
+EXACT = {"default_precision": 0.0}
 
 
 def _tiny(estimator: EstimatorV2):
     return estimator.run([(bell(False), "ZZ")])
+
+
+def _held(estimator: EstimatorV2, gate_name: str):
+    """A one-chunk job whose simulation waits at the gate ``gate_name``; <ZZ> is 1."""
+    return estimator.run([(gated(bell(False), gate_name), "ZZ")])
 
 
 def test_session_id_is_assigned_at_construction_and_status_is_pending(backend):
@@ -55,13 +62,25 @@ def test_first_job_starts_the_session_and_its_max_time_clock(backend):
 
 
 def test_interactive_timeout_makes_session_inactive_and_next_job_reactivates(backend):
+    gate, name = new_gate()
     with Session(backend=backend, interactive_timeout=0.3) as session:
-        estimator = EstimatorV2(options={"default_precision": 0})
+        estimator = EstimatorV2(options=EXACT)
         _tiny(estimator).result()
+        # Nothing queued for 0.3 s after the job: the session goes inactive by itself.
         wait_for(lambda: session.details().state is SessionState.INACTIVE)
-        assert session.status() == "Pending"
-        _tiny(estimator).result()
+        assert session.status() == "Pending" and session.active
+        completed = session.details().last_job_completed
+        # The next job makes it active again, for as long as the job runs (held at the gate).
+        job = _held(estimator, name)
+        wait_for(lambda: entered(gate) == 1)
         assert session.details().state is SessionState.ACTIVE
+        assert session.status() == "In progress, accepting new jobs"
+        assert job.status() == "RUNNING"
+        gate.allow.remote(1)
+        assert float(job.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+        assert session.details().last_job_completed > completed
+        # ... and goes inactive again once that job is done.
+        wait_for(lambda: session.details().state is SessionState.INACTIVE)
 
 
 def test_session_without_jobs_closes_itself_after_the_idle_limit(backend):
@@ -73,34 +92,43 @@ def test_session_without_jobs_closes_itself_after_the_idle_limit(backend):
 
 
 def test_close_lets_queued_jobs_finish_and_rejects_new_ones(backend):
+    gate, name = new_gate()
     session = Session(backend=backend)
-    estimator = EstimatorV2(mode=session, options=ONE_CHUNK)
-    running = estimator.run([slow_pub(200)])
+    estimator = EstimatorV2(mode=session, options=EXACT)
+    running = _held(estimator, name)
+    wait_for(lambda: entered(gate) == 1)
     queued = [_tiny(estimator) for _ in range(3)]
     session.close()
     assert session.status() == "In progress, not accepting new jobs"
     assert session.details().state is SessionState.DRAINING
     with pytest.raises(SessionClosedError, match=f"Session {session.session_id} is closed"):
         _tiny(estimator)
-    assert running.result()[0].data.evs.shape == (200,)
+    assert running.status() == "RUNNING"
+    assert [job.status() for job in queued] == ["QUEUED"] * 3
+    gate.allow.remote(1)
+    assert float(running.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
     for job in queued:
-        assert job.result()[0].data.evs == pytest.approx(1.0)
+        assert job.result(timeout=120)[0].data.evs == pytest.approx(1.0)
     assert session.status() == "Closed"
 
 
 def test_cancel_cancels_queued_jobs_and_running_job_completes(backend):
+    gate, name = new_gate()
     session = Session(backend=backend)
-    estimator = EstimatorV2(mode=session, options=ONE_CHUNK)
-    running = estimator.run([slow_pub(200)])
-    wait_for(lambda: running.status() == "RUNNING")
+    estimator = EstimatorV2(mode=session, options=EXACT)
+    running = _held(estimator, name)
+    wait_for(lambda: entered(gate) == 1)
     queued = [_tiny(estimator) for _ in range(3)]
     session.cancel()
     assert session.status() == "Closed"
     assert session.details().state is SessionState.CANCELLED
-    assert running.result()[0].data.evs.shape == (200,)
-    assert running.status() == JobStatus.DONE
     for job in queued:
         assert job.status() == "CANCELLED" and job.cancelled()
+    # The running job was still held at the gate when the session was cancelled.
+    assert running.status() == "RUNNING" and ray.get(gate.counts.remote()) == (1, 0)
+    gate.allow.remote(1)
+    assert float(running.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+    assert running.status() == JobStatus.DONE
     with pytest.raises(SessionClosedError):
         _tiny(estimator)
 
@@ -114,21 +142,27 @@ def test_close_and_cancel_are_idempotent(backend):
     assert session.details().state is SessionState.CLOSED
 
 
-def test_max_time_expiry_fails_queued_jobs_and_running_job_completes(backend, monkeypatch):
+def test_max_time_expiry_fails_queued_jobs_and_running_job_completes(backend):
+    gate, name = new_gate()
     session = Session(backend=backend, max_time=1)
-    estimator = EstimatorV2(mode=session, options=ONE_CHUNK)
-    running = estimator.run([slow_pub(600)])
+    estimator = EstimatorV2(mode=session, options=EXACT)
+    running = _held(estimator, name)
     queued = [_tiny(estimator) for _ in range(2)]
+    wait_for(lambda: entered(gate) == 1)
     wait_for(lambda: session.details().state is SessionState.EXPIRED, timeout=60)
+    # The running job is still held at the gate: max_time passed while it ran.
+    assert running.status() == "RUNNING" and ray.get(gate.counts.remote()) == (1, 0)
     assert session.status() == "Closed"
     with pytest.raises(SessionExpiredError, match="expired"):
         _tiny(estimator)
     for job in queued:
         with pytest.raises(SessionExpiredError, match="expired"):
-            job.result()
+            job.result(timeout=120)
         assert job.status() == "ERROR"
         assert "expired" in job.error_message()
-    assert running.result()[0].data.evs.shape == (600,)
+    gate.allow.remote(1)
+    assert float(running.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+    assert running.status() == "DONE"
 
 
 def test_leaving_with_block_closes_even_on_exception(backend):
