@@ -10,7 +10,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from ._catalog import PoolBacked
 from ._submit import submit_job
 from .backends._partition import Kind
-from .backends.base import Backend
+from .backends.base import Backend, is_backend
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions
 from .session import Session, current_session
@@ -34,7 +34,7 @@ def resolve_mode(mode: object, primitive: str) -> Session | Backend:
                 "or construct it inside a `with Session(...)` / `with Batch(...)` block."
             )
         return session
-    if isinstance(mode, Session | Backend):
+    if isinstance(mode, Session) or is_backend(mode):
         return mode
     if isinstance(mode, PoolBacked):
         # A service's or provider's backend object: job mode on its worker pool.

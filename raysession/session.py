@@ -17,7 +17,7 @@ from ._failures import session_gone
 from ._lifecycle import SessionState
 from ._messages import Admission, JobInfo, SessionDetails
 from ._session_actor import Mode, SessionActor, SessionConfig, session_actor_options
-from .backends.base import Backend, JobSpec
+from .backends.base import Backend, JobSpec, is_backend
 from .errors import RaySessionError, SessionNotFoundError
 from .job import RuntimeJobV2, deliver, take_seen_done
 from .options import SessionLimits
@@ -102,7 +102,7 @@ class Session:
         if backend is None or isinstance(backend, str | PoolBacked):
             # A name or a service's backend resolves to its AerBackend description.
             backend = resolve_backend(backend, service)
-        if not isinstance(backend, Backend):
+        if not is_backend(backend):
             raise ValueError(
                 f"backend must be a raysession backend such as AerBackend, a backend name, "
                 f"or a backend from QiskitRuntimeService, not {type(backend).__name__}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import pickle
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from qiskit_aer.aererror import AerError
 from ray.exceptions import RayActorError
 
 from .._connect import ensure_ray
+from .._env import env_count
 from ..errors import BackendUnavailableError, JobFailedError
 from . import _pool_client as client
 from ._aer_worker import ChunkDone, ChunkRequest
@@ -37,12 +37,7 @@ _INLINE_SIM_BYTES = 16 * 1024
 
 def max_chunk_retries() -> int:
     """How often a chunk whose worker died runs again (``RAYSESSION_MAX_CHUNK_RETRIES``, 3)."""
-    raw = os.environ.get(RETRIES_ENV, "").strip()
-    if not raw:
-        return 3
-    if not raw.isdigit():
-        raise ValueError(f"{RETRIES_ENV}={raw!r} must be a whole number")
-    return int(raw)
+    return env_count(RETRIES_ENV, 3)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import ray
 
@@ -95,6 +95,17 @@ class Grant(Protocol):
         the caller. The done ref resolves to a small completion record, the result ref to
         the job's :class:`~qiskit.primitives.PrimitiveResult`."""
         ...
+
+
+def is_backend(value: object) -> TypeGuard[Backend]:
+    """True if ``value`` is a backend: its class has every member of :class:`Backend`.
+
+    Read from the class, not with ``isinstance(value, Backend)``: on Python 3.11 that
+    evaluates each property, and ``AerBackend.num_workers`` asks Ray for the cluster's
+    size (starting Ray if it is not running).
+    """
+    members = ("name", "backend_id", "num_workers", "run", "reserve", "completed", "release")
+    return all(hasattr(type(value), member) for member in members)
 
 
 @runtime_checkable
