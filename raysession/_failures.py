@@ -32,21 +32,41 @@ from .errors import (
 _KV_NAMESPACE = "raysession"
 
 
+def innermost(exc: BaseException) -> BaseException:
+    """The task error that raised first, through Ray's wrapping of a task whose argument
+    failed (a delivery task whose session actor call raised, say)."""
+    while isinstance(exc, RayTaskError) and isinstance(exc.cause, RayTaskError):
+        exc = exc.cause
+    return exc
+
+
+def is_job_error(exc: BaseException) -> bool:
+    """True if the job's own code, the worker or the session actor raised ``exc`` (as
+    opposed to Ray losing an actor, an owner or an object)."""
+    exc = innermost(exc)
+    return isinstance(exc, RayTaskError) and not isinstance(exc.cause, RayError)
+
+
 def classify(exc: BaseException, job_id: str) -> tuple[JobStatus, RaySessionError | None]:
     """How a job ended, from what its run raised: ``CANCELLED`` (no error) or ``ERROR``
     with the error its handle reports (``__cause__`` is the original)."""
+    exc = innermost(exc)
+    error: RaySessionError
+    if isinstance(exc, RayTaskError):  # first: Ray's error is also an instance of its cause
+        cause = exc.cause
+        if isinstance(cause, BaseException) and not isinstance(cause, RayTaskError):
+            if isinstance(cause, RayError | RaySessionError | TaskCancelledError):
+                return classify(cause, job_id)
+            error = JobFailedError(f"Job {job_id} failed: {type(cause).__name__}: {cause}")
+            error.__cause__ = cause
+            return JobStatus.ERROR, error
+        error = JobFailedError(f"Job {job_id} failed: {exc}")
+        return JobStatus.ERROR, error
     if isinstance(exc, asyncio.CancelledError | TaskCancelledError | JobCancelledError):
         return JobStatus.CANCELLED, None
     if isinstance(exc, RaySessionError):
         error = type(exc)(exc.message)
         error.__cause__ = exc.__cause__
-        return JobStatus.ERROR, error
-    if isinstance(exc, RayTaskError):
-        cause = exc.cause
-        if isinstance(cause, RayError | RaySessionError | TaskCancelledError):
-            return classify(cause, job_id)
-        error = JobFailedError(f"Job {job_id} failed: {type(cause).__name__}: {cause}")
-        error.__cause__ = cause
         return JobStatus.ERROR, error
     if isinstance(exc, RayError):
         error = BackendUnavailableError(
@@ -67,6 +87,7 @@ def for_caller(exc: BaseException, *, job_id: str, session_id: str | None) -> Ba
     error of the job's own code (Aer, Qiskit) as :class:`JobFailedError`; a lost actor,
     owner or object as :class:`BackendUnavailableError`.
     """
+    exc = innermost(exc)
     if isinstance(exc, RayTaskError):
         cause = exc.cause
         if isinstance(cause, RaySessionError):

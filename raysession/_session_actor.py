@@ -220,38 +220,34 @@ class SessionActor:
             job.sent.set_result(refs)
 
     async def result(self, job_id: str) -> Delivery:
-        """Wait for a job; return where its result is (never the result itself).
-
-        Raises:
-            JobFailedError: the job failed (``__cause__`` is the worker's error).
-            JobCancelledError: the job was cancelled.
-            BackendUnavailableError: the workers died.
-            ResultUnavailableError: the session has no such job, or pruned its result.
-        """
+        """Wait for a job; return where its result is (never the result itself), or the
+        error its reader raises: :class:`JobFailedError` (``__cause__`` is the worker's
+        error), :class:`JobCancelledError`, :class:`BackendUnavailableError`, or
+        :class:`ResultUnavailableError` if the session has no such job or pruned it."""
+        sid = self._config.session_id
         job = self._jobs.get(job_id)
         if job is None:
-            raise ResultUnavailableError(
-                f"Session {self._config.session_id} has no job {job_id} (any more).",
-                session_id=self._config.session_id,
-                job_id=job_id,
+            missing = ResultUnavailableError(
+                f"Session {sid} has no job {job_id} (any more).", session_id=sid, job_id=job_id
             )
+            return Delivery([], error=missing)
         await job.done.wait()
         if job.error is not None:
-            raise job.error
+            return Delivery([], error=job.error)
         if job.status is JobStatus.CANCELLED:
-            raise JobCancelledError(
-                f"Job {job_id} was cancelled; it has no result.",
-                session_id=self._config.session_id,
-                job_id=job_id,
+            cancelled = JobCancelledError(
+                f"Job {job_id} was cancelled; it has no result.", session_id=sid, job_id=job_id
             )
+            return Delivery([], error=cancelled)
         if job.delivery is None:
-            raise ResultUnavailableError(
-                f"Job {job_id}'s result was pruned: session {self._config.session_id} keeps "
-                f"the last {KEEP_RESULTS} results for other processes; read results from "
-                "the handle that submitted them.",
-                session_id=self._config.session_id,
+            pruned = ResultUnavailableError(
+                f"Job {job_id}'s result was pruned: session {sid} keeps the last "
+                f"{KEEP_RESULTS} results for other processes; read results from the handle "
+                "that submitted them.",
+                session_id=sid,
                 job_id=job_id,
             )
+            return Delivery([], error=pruned)
         return job.delivery
 
     async def fetched(self, job_id: str) -> None:

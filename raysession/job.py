@@ -13,7 +13,7 @@ from qiskit.primitives import BasePrimitiveJob, PrimitiveResult, PubResult
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from . import errors
-from ._failures import ended_job, for_caller
+from ._failures import ended_job, for_caller, is_job_error
 from ._messages import JobInfo, JobMetrics, JobStatus
 from .backends._partition import join
 from .backends.base import Delivery
@@ -26,6 +26,8 @@ __all__ = ["RuntimeJobV2"]
 def _deliver(delivery: Delivery, actor: Any, job_id: str) -> PrimitiveResult[PubResult]:
     """Fetch a finished job's result from where its workers put it (joining a split
     job's chunks) and return it: the caller that submitted this task owns the result."""
+    if delivery.error is not None:
+        raise delivery.error
     values = ray.get(delivery.refs)
     plan = delivery.join
     value = values[0] if plan is None else join(plan.shapes, plan.chunks, values, plan.metadata)
@@ -320,13 +322,13 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """Where the job's result is after its own ref failed: a granted job whose worker
         was lost ran again in the session, and its session knows how it ended (cancelled
         or out of time also kill the worker). Any other failure is final."""
-        if not self._granted or _is_job_error(exc):
+        if not self._granted or is_job_error(exc):
             error = self._error(exc)
             raise error from error.__cause__
         return deliver(self._actor, self._job_id)
 
     def _error(self, exc: RayError) -> BaseException:
-        if not _is_job_error(exc):
+        if not is_job_error(exc):
             recorded = ended_job(self._job_id)
             if recorded is not None and recorded.status is JobStatus.CANCELLED:
                 return JobCancelledError(
@@ -353,11 +355,6 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         if cancelled:
             self._final_info = None
         return cancelled
-
-
-def _is_job_error(exc: BaseException) -> bool:
-    """True if the job's own code (or raysession in the worker) raised ``exc``."""
-    return isinstance(exc, RayTaskError) and not isinstance(exc.cause, RayError)
 
 
 def _rebuild(

@@ -311,7 +311,8 @@ class AerBackend:
         record: BackendRun,
         running: set[int],
     ) -> ray.ObjectRef[Any]:
-        crashes, limit = 0, max_chunk_retries()
+        # A whole job whose granted worker died arrives here with that crash counted.
+        crashes, limit = (record.retries if job_metadata is not None else 0), max_chunk_retries()
         sim_key, sim_bytes = self._sim_options()
         keys = list(dict.fromkeys(pub.circuit_key for pub in pubs))
         while True:

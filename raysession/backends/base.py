@@ -63,6 +63,9 @@ class Delivery:
 
     refs: list[ray.ObjectRef[Any]]
     join: JoinPlan | None = None
+    error: Exception | None = None
+    """Set instead of refs when the job has no result: the error its reader raises. (An
+    error raised by the session actor would reach a task depending on it as text only.)"""
 
 
 @dataclass
