@@ -6,120 +6,32 @@ import asyncio
 import collections
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import ray
 from ray.exceptions import OwnerDiedError, RayActorError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import _deadlines
-from ._connect import NAMESPACE, actor_name
 from ._failures import classify, record_final
 from ._lifecycle import SessionState, transition
-from ._messages import Admission, JobInfo, JobMetrics, JobStatus, SessionDetails
-from .backends.base import Backend, BackendRun, Delivery, Grant, JobSpec
-from .errors import (
-    ExecutionTimeoutError,
-    JobCancelledError,
-    JobFailedError,
-    RaySessionError,
-    ResultUnavailableError,
-    SessionClosedError,
-    SessionExpiredError,
+from ._messages import Admission, JobInfo, JobStatus, SessionDetails
+from ._session_records import (
+    JobRecord,
+    SessionConfig,
+    Timeline,
+    delivery_of,
+    prune,
+    rejection,
 )
+from .backends.base import Backend, Delivery, Grant, JobSpec
+from .errors import ExecutionTimeoutError, JobFailedError, RaySessionError
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["dedicated", "batch"]
-
-# Finished jobs whose records (not results) are kept for status queries.
-KEEP_RECORDS = 2_000
-# Finished, delivered jobs whose result refs are kept so another handle can fetch them.
-KEEP_RESULTS = 100
 # How long the submitter of a granted job may take to send it to its worker.
 _DISPATCH_WAIT_S = 30.0
 # How long a status query waits for the completion of a job whose result the asker has.
 _SETTLE_WAIT_S = 5.0
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """How a session actor behaves; fixed at creation."""
-
-    session_id: str
-    mode: Mode
-    max_time_s: int
-    interactive_timeout_s: float
-    idle_timeout_s: float
-    exit_grace_s: float = 0.5
-    """Seconds between handing over the last result and exiting."""
-    undelivered_grace_s: float = 60.0
-    """Seconds a final session waits for results nobody fetched before exiting."""
-
-    def limits(self) -> _deadlines.Limits:
-        return _deadlines.Limits(
-            self.max_time_s, self.interactive_timeout_s, self.idle_timeout_s,
-            self.undelivered_grace_s,
-        )  # fmt: skip
-
-
-@dataclass
-class _Job:
-    job_id: str
-    spec: JobSpec | None
-    sequence: int
-    created: float
-    status: JobStatus = JobStatus.QUEUED
-    running: float | None = None
-    finished: float | None = None
-    error: RaySessionError | None = None
-    run: BackendRun = field(default_factory=BackendRun)
-    task: asyncio.Task[Delivery] | None = None
-    watcher: asyncio.Task[None] | None = None
-    sent: asyncio.Future[list[ray.ObjectRef[Any]]] | None = None
-    """Granted jobs: the (done, result) refs its submitter sends once it dispatched it."""
-    delivery: Delivery | None = None
-    delivered: bool = False
-    pruned: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def info(self, session_id: str) -> JobInfo:
-        return JobInfo(
-            job_id=self.job_id,
-            session_id=session_id,
-            status=self.status,
-            error_message=None if self.error is None else self.error.message,
-            error_type=None if self.error is None else type(self.error).__name__,
-            metrics=JobMetrics(
-                created=self.created,
-                running=self.running,
-                finished=self.finished,
-                sequence=self.sequence,
-                workers=tuple(self.run.workers),
-                num_chunks=self.run.num_chunks,
-                retries=self.run.retries,
-            ),
-        )
-
-
-def session_actor_options(session_id: str) -> dict[str, Any]:
-    """Ray options of a session actor: named, detached, CPU-free, never retried, and
-    kept on the creating node (a soft affinity is ignored for an actor that needs no
-    resources), so a session opened on the head does not die with a worker node."""
-    return {
-        "scheduling_strategy": NodeAffinitySchedulingStrategy(
-            ray.get_runtime_context().get_node_id(), soft=False
-        ),
-        "name": actor_name("session", session_id),
-        "namespace": NAMESPACE,
-        "lifetime": "detached",
-        "num_cpus": 0,
-        # FIFO comes from this actor's queue; a retried or restarted call could reorder jobs.
-        "max_restarts": 0,
-        "max_task_retries": 0,
-        "max_concurrency": 10_000,
-    }
 
 
 class SessionActor:
@@ -137,27 +49,18 @@ class SessionActor:
     of their results, which a caller's delivery task fetches and joins. Once the
     session is final and every result was handed over, it exits.
 
-    Called by: :class:`~raysession.Session` handles and job handles; it calls only its
-    backend and never calls a handle.
+    Called by :class:`~raysession.Session` and job handles; calls only its backend.
     """
 
     def __init__(self, config: SessionConfig, backend: Backend) -> None:
         self._config = config
         self._backend = backend
         self._state = SessionState.PENDING
-        self._jobs: dict[str, _Job] = {}
-        self._queue: collections.deque[_Job] = collections.deque()
+        self._jobs: dict[str, JobRecord] = {}
+        self._queue: collections.deque[JobRecord] = collections.deque()
         self._num_running = 0
         self._sequence = 0
-        self._created = time.time()
-        self._last_activity = time.monotonic()
-        self._started_at: float | None = None
-        self._started_mono: float | None = None
-        self._closed_at: float | None = None
-        self._last_job_started: float | None = None
-        self._last_job_completed: float | None = None
-        self._last_completed_mono: float | None = None
-        self._execution_s = 0.0
+        self._times = Timeline()
         self._wake: asyncio.Event | None = None
         self._exiting = False
         self._finished_since_prune = 0
@@ -180,17 +83,13 @@ class SessionActor:
             SessionClosedError: the session was closed or cancelled.
             SessionExpiredError: the session's max_time passed.
         """
-        self._ensure_watchdog()
-        for job_id in seen_done or ():
-            finished = self._jobs.get(job_id)
-            if finished is not None and finished.watcher is not None:
-                await asyncio.shield(finished.watcher)
+        await self._settle(seen_done)
         if not self._state.is_accepting:
-            raise self._rejection(spec.job_id)
-        job = _Job(spec.job_id, spec, self._sequence, time.time())
+            raise rejection(self._state, self._config, spec.job_id)
+        job = JobRecord(spec.job_id, spec, self._sequence, time.time())
         self._sequence += 1
         self._jobs[job.job_id] = job
-        self._last_activity = time.monotonic()
+        self._times.last_activity = time.monotonic()
         if self._queue or self._num_running >= self._capacity():
             self._queue.append(job)
             self._poke()
@@ -221,34 +120,11 @@ class SessionActor:
 
     async def result(self, job_id: str) -> Delivery:
         """Wait for a job; return where its result is (never the result itself), or the
-        error its reader raises: :class:`JobFailedError` (``__cause__`` is the worker's
-        error), :class:`JobCancelledError`, :class:`BackendUnavailableError`, or
-        :class:`ResultUnavailableError` if the session has no such job or pruned it."""
-        sid = self._config.session_id
+        error its reader raises (see :func:`._session_records.delivery_of`)."""
         job = self._jobs.get(job_id)
-        if job is None:
-            missing = ResultUnavailableError(
-                f"Session {sid} has no job {job_id} (any more).", session_id=sid, job_id=job_id
-            )
-            return Delivery([], error=missing)
-        await job.done.wait()
-        if job.error is not None:
-            return Delivery([], error=job.error)
-        if job.status is JobStatus.CANCELLED:
-            cancelled = JobCancelledError(
-                f"Job {job_id} was cancelled; it has no result.", session_id=sid, job_id=job_id
-            )
-            return Delivery([], error=cancelled)
-        if job.delivery is None:
-            pruned = ResultUnavailableError(
-                f"Job {job_id}'s result was pruned: session {sid} keeps the last "
-                f"{KEEP_RESULTS} results for other processes; read results from the handle "
-                "that submitted them.",
-                session_id=sid,
-                job_id=job_id,
-            )
-            return Delivery([], error=pruned)
-        return job.delivery
+        if job is not None:
+            await job.done.wait()
+        return delivery_of(job, job_id, self._config.session_id)
 
     async def fetched(self, job_id: str) -> None:
         """A delivery task fetched the job's result: the actor need not keep it alive."""
@@ -293,8 +169,9 @@ class SessionActor:
         """Ids of the jobs this session knows, in submission order."""
         return list(self._jobs)
 
-    async def details(self) -> SessionDetails:
-        """The session's details."""
+    async def details(self, seen_done: list[str] | None = None) -> SessionDetails:
+        """The session's details, after the completion of the jobs in ``seen_done``."""
+        await self._settle(seen_done)
         return self._details()
 
     async def close(self) -> SessionDetails:
@@ -314,25 +191,21 @@ class SessionActor:
 
     # ----------------------------------------------------------------- running jobs
 
-    def _rejection(self, job_id: str) -> RaySessionError:
-        sid = self._config.session_id
-        if self._state is SessionState.EXPIRED:
-            return SessionExpiredError(
-                f"Session {sid} expired (max_time {self._config.max_time_s} s); "
-                "create a new Session to submit more jobs.",
-                session_id=sid,
-                job_id=job_id,
-            )
-        return SessionClosedError(
-            f"Session {sid} is closed; create a new Session to submit more jobs.",
-            session_id=sid,
-            job_id=job_id,
-        )
+    async def _settle(self, seen_done: list[str] | None) -> None:
+        """Wait (briefly) for the completion of granted jobs whose results a caller has
+        read: their completion records may still be on their way here."""
+        watchers = [
+            job.watcher
+            for job in map(self._jobs.get, seen_done or ())
+            if job is not None and job.watcher is not None and not job.watcher.done()
+        ]
+        if watchers:
+            await asyncio.wait(watchers, timeout=_SETTLE_WAIT_S)
 
     def _move(self, state: SessionState) -> None:
         self._state = transition(self._state, state)
         if state.is_final:
-            self._closed_at = time.time()
+            self._times.closed_at = time.time()
         logger.info("session %s is %s", self._config.session_id, state)
         self._poke()
 
@@ -348,26 +221,28 @@ class SessionActor:
             self._move(SessionState.CLOSED)
         self._poke()
 
-    def _begin(self, job: _Job) -> float | None:
+    def _begin(self, job: JobRecord) -> float | None:
         """Count the job as running; returns its deadline (UNIX time), if it has one."""
         now = time.time()
         if self._state in (SessionState.PENDING, SessionState.INACTIVE):
             self._move(SessionState.ACTIVE)
-        if self._started_at is None:
-            self._started_at, self._started_mono = now, time.monotonic()
+        if self._times.started_at is None:
+            self._times.started_at, self._times.started_mono = now, time.monotonic()
         job.status, job.running = JobStatus.RUNNING, now
-        self._last_job_started = now
+        self._times.last_job_started = now
         self._num_running += 1
         assert job.spec is not None
         limit = job.spec.max_execution_time
         return None if limit is None else now + limit
 
-    def _launch(self, job: _Job, deadline: float | None, grant: Grant | None) -> None:
+    def _launch(self, job: JobRecord, deadline: float | None, grant: Grant | None) -> None:
         loop = asyncio.get_running_loop()
         job.task = loop.create_task(self._execute(job, deadline, grant))
         job.watcher = loop.create_task(self._watch(job))
 
-    async def _execute(self, job: _Job, deadline: float | None, grant: Grant | None) -> Delivery:
+    async def _execute(
+        self, job: JobRecord, deadline: float | None, grant: Grant | None
+    ) -> Delivery:
         """Run the job: on its granted worker (sent by the submitter) if it has one, else,
         or if that worker died or lacked a key, through the backend."""
         spec = job.spec
@@ -404,7 +279,7 @@ class SessionActor:
                 self._backend.release(spec, grant, stop=stop, lost=lost)
         return await self._backend.run(spec, deadline=deadline, record=job.run)
 
-    async def _watch(self, job: _Job) -> None:
+    async def _watch(self, job: JobRecord) -> None:
         assert job.task is not None and job.spec is not None
         limit = job.spec.max_execution_time
         try:
@@ -424,7 +299,7 @@ class SessionActor:
             self._num_running -= 1
             self._pump()
 
-    def _end(self, job: _Job, status: JobStatus, error: RaySessionError | None = None) -> None:
+    def _end(self, job: JobRecord, status: JobStatus, error: RaySessionError | None = None) -> None:
         if job.status.is_final:
             return
         now = time.time()
@@ -438,25 +313,16 @@ class SessionActor:
         if status is not JobStatus.DONE:
             job.delivered = True  # the error travels in the answer to result()
         if job.running is not None:
-            self._last_job_completed = now
-            self._last_completed_mono = time.monotonic()
-            self._execution_s += now - job.running
-        self._last_activity = time.monotonic()
+            self._times.last_job_completed = now
+            self._times.last_completed_mono = time.monotonic()
+            self._times.execution_s += now - job.running
+        self._times.last_activity = time.monotonic()
         job.done.set()
-        self._prune()
-        self._poke()
-
-    def _prune(self) -> None:
-        """Bound memory: forget old results, then old records (amortised, every 100 jobs)."""
         self._finished_since_prune += 1
-        if self._finished_since_prune < 100:
-            return
-        self._finished_since_prune = 0
-        finished = [j for j in self._jobs.values() if j.status.is_final and j.delivered]
-        for old in finished[:-KEEP_RESULTS]:
-            old.delivery, old.task, old.sent, old.pruned = None, None, None, True
-        for old in finished[: max(0, len(self._jobs) - KEEP_RECORDS)]:
-            del self._jobs[old.job_id]
+        if self._finished_since_prune >= 100:  # amortised: every 100 finished jobs
+            self._finished_since_prune = 0
+            prune(self._jobs)
+        self._poke()
 
     # ----------------------------------------------------------------- deadlines
 
@@ -486,10 +352,11 @@ class SessionActor:
             clocks = _deadlines.Clocks(
                 state=self._state,
                 busy=bool(self._queue or self._num_running),
-                started=self._started_mono,
-                last_completed=self._last_completed_mono,
-                last_activity=self._last_activity,
-                undelivered=any(not j.delivered for j in self._jobs.values()),
+                started=self._times.started_mono,
+                last_completed=self._times.last_completed_mono,
+                last_activity=self._times.last_activity,
+                undelivered=self._state.is_final
+                and any(not j.delivered for j in self._jobs.values()),
             )
             due, wait = _deadlines.due(clocks, limits, time.monotonic())
             if due is None:
@@ -498,7 +365,9 @@ class SessionActor:
                 self._move(SessionState.EXPIRED)
                 while self._queue:
                     job = self._queue.popleft()
-                    self._end(job, JobStatus.ERROR, self._rejection(job.job_id))
+                    self._end(
+                        job, JobStatus.ERROR, rejection(self._state, self._config, job.job_id)
+                    )
             elif due is _deadlines.Due.INACTIVE:
                 self._move(SessionState.INACTIVE)
             elif due is _deadlines.Due.CLOSE_IDLE:
@@ -527,24 +396,4 @@ class SessionActor:
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
     def _details(self) -> SessionDetails:
-        cfg = self._config
-        if cfg.mode == "batch":
-            usage = self._execution_s
-        elif self._started_at is None:
-            usage = 0.0
-        else:
-            usage = (self._closed_at or time.time()) - self._started_at
-        return SessionDetails(
-            id=cfg.session_id,
-            backend_name=self._backend.name,
-            state=self._state,
-            max_time=cfg.max_time_s,
-            interactive_timeout=cfg.interactive_timeout_s,
-            started_at=self._started_at,
-            closed_at=self._closed_at,
-            last_job_started=self._last_job_started,
-            last_job_completed=self._last_job_completed,
-            mode=cfg.mode,
-            usage_time=usage,
-            num_jobs=self._sequence,
-        )
+        return self._times.details(self._config, self._backend.name, self._state, self._sequence)

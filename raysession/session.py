@@ -16,7 +16,8 @@ from ._duration import check_bounds, parse_duration
 from ._failures import session_gone
 from ._lifecycle import SessionState
 from ._messages import Admission, JobInfo, SessionDetails
-from ._session_actor import Mode, SessionActor, SessionConfig, session_actor_options
+from ._session_actor import SessionActor
+from ._session_records import Mode, SessionConfig, session_actor_options
 from .backends.base import Backend, JobSpec, is_backend
 from .errors import RaySessionError, SessionNotFoundError
 from .job import RuntimeJobV2, deliver, take_seen_done
@@ -196,7 +197,8 @@ class Session:
     def details(self) -> SessionDetails:
         """The session's details; after it ended, the last details seen, marked final."""
         try:
-            self._details_seen = ray.get(self._actor.details.remote())
+            seen = take_seen_done(self._session_id)
+            self._details_seen = ray.get(self._actor.details.remote(seen))
         except RayActorError:
             if not self._details_seen.state.is_final:
                 self._details_seen = self._details_seen.model_copy(

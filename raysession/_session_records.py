@@ -1,0 +1,215 @@
+"""What a session actor holds: its configuration, its job records, its Ray options, and
+the errors its answers carry. Plain data and pure functions; the actor is
+:mod:`._session_actor`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from . import _deadlines
+from ._connect import NAMESPACE, actor_name
+from ._lifecycle import SessionState
+from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
+from .backends.base import BackendRun, Delivery, JobSpec
+from .errors import (
+    JobCancelledError,
+    RaySessionError,
+    ResultUnavailableError,
+    SessionClosedError,
+    SessionExpiredError,
+)
+
+Mode = Literal["dedicated", "batch"]
+
+# Finished jobs whose records (not results) are kept for status queries.
+KEEP_RECORDS = 2_000
+# Finished, delivered jobs whose result refs are kept so another handle can fetch them.
+KEEP_RESULTS = 100
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How a session actor behaves; fixed at creation."""
+
+    session_id: str
+    mode: Mode
+    max_time_s: int
+    interactive_timeout_s: float
+    idle_timeout_s: float
+    exit_grace_s: float = 0.5
+    """Seconds between handing over the last result and exiting."""
+    undelivered_grace_s: float = 60.0
+    """Seconds a final session waits for results nobody fetched before exiting."""
+
+    def limits(self) -> _deadlines.Limits:
+        return _deadlines.Limits(
+            self.max_time_s, self.interactive_timeout_s, self.idle_timeout_s,
+            self.undelivered_grace_s,
+        )  # fmt: skip
+
+
+@dataclass
+class JobRecord:
+    """One job as its session actor keeps it: a record, refs, never result data."""
+
+    job_id: str
+    spec: JobSpec | None
+    sequence: int
+    created: float
+    status: JobStatus = JobStatus.QUEUED
+    running: float | None = None
+    finished: float | None = None
+    error: RaySessionError | None = None
+    run: BackendRun = field(default_factory=BackendRun)
+    task: asyncio.Task[Delivery] | None = None
+    watcher: asyncio.Task[None] | None = None
+    sent: asyncio.Future[list[ray.ObjectRef[Any]]] | None = None
+    """Granted jobs: the (done, result) refs its submitter sends once it dispatched it."""
+    delivery: Delivery | None = None
+    delivered: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def info(self, session_id: str) -> JobInfo:
+        return JobInfo(
+            job_id=self.job_id,
+            session_id=session_id,
+            status=self.status,
+            error_message=None if self.error is None else self.error.message,
+            error_type=None if self.error is None else type(self.error).__name__,
+            metrics=JobMetrics(
+                created=self.created,
+                running=self.running,
+                finished=self.finished,
+                sequence=self.sequence,
+                workers=tuple(self.run.workers),
+                num_chunks=self.run.num_chunks,
+                retries=self.run.retries,
+            ),
+        )
+
+
+def session_actor_options(session_id: str) -> dict[str, Any]:
+    """Ray options of a session actor: named, detached, CPU-free, never retried, and
+    kept on the creating node (a soft affinity is ignored for an actor that needs no
+    resources), so a session opened on the head does not die with a worker node."""
+    return {
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False
+        ),
+        "name": actor_name("session", session_id),
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "num_cpus": 0,
+        # FIFO comes from this actor's queue; a retried or restarted call could reorder jobs.
+        "max_restarts": 0,
+        "max_task_retries": 0,
+        "max_concurrency": 10_000,
+    }
+
+
+@dataclass
+class Timeline:
+    """When things happened in a session: UNIX times for its details, monotonic
+    readings for its deadlines."""
+
+    last_activity: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    started_mono: float | None = None
+    closed_at: float | None = None
+    last_job_started: float | None = None
+    last_job_completed: float | None = None
+    last_completed_mono: float | None = None
+    execution_s: float = 0.0
+    """Seconds jobs ran, summed (a Batch's usage)."""
+
+    def details(
+        self, config: SessionConfig, backend_name: str, state: SessionState, num_jobs: int
+    ) -> SessionDetails:
+        """The session's details now."""
+        if config.mode == "batch":
+            usage = self.execution_s
+        elif self.started_at is None:
+            usage = 0.0
+        else:
+            usage = (self.closed_at or time.time()) - self.started_at
+        return SessionDetails(
+            id=config.session_id,
+            backend_name=backend_name,
+            state=state,
+            max_time=config.max_time_s,
+            interactive_timeout=config.interactive_timeout_s,
+            started_at=self.started_at,
+            closed_at=self.closed_at,
+            last_job_started=self.last_job_started,
+            last_job_completed=self.last_job_completed,
+            mode=config.mode,
+            usage_time=usage,
+            num_jobs=num_jobs,
+        )
+
+
+def rejection(state: SessionState, config: SessionConfig, job_id: str) -> RaySessionError:
+    """The error for a job a session in ``state`` does not accept (or expired)."""
+    sid = config.session_id
+    if state is SessionState.EXPIRED:
+        return SessionExpiredError(
+            f"Session {sid} expired (max_time {config.max_time_s} s); "
+            "create a new Session to submit more jobs.",
+            session_id=sid,
+            job_id=job_id,
+        )
+    return SessionClosedError(
+        f"Session {sid} is closed; create a new Session to submit more jobs.",
+        session_id=sid,
+        job_id=job_id,
+    )
+
+
+def delivery_of(job: JobRecord | None, job_id: str, session_id: str) -> Delivery:
+    """Where a finished job's result is, or the error its reader raises:
+    :class:`JobFailedError` (``__cause__`` is the worker's error),
+    :class:`JobCancelledError`, :class:`BackendUnavailableError`, or
+    :class:`ResultUnavailableError` for an unknown job or a pruned result."""
+    error: RaySessionError | None = None
+    if job is None:
+        error = ResultUnavailableError(
+            f"Session {session_id} has no job {job_id} (any more).",
+            session_id=session_id,
+            job_id=job_id,
+        )
+    elif job.error is not None:
+        error = job.error
+    elif job.status is JobStatus.CANCELLED:
+        error = JobCancelledError(
+            f"Job {job_id} was cancelled; it has no result.", session_id=session_id, job_id=job_id
+        )
+    elif job.delivery is None:
+        error = ResultUnavailableError(
+            f"Job {job_id}'s result was pruned: session {session_id} keeps the last "
+            f"{KEEP_RESULTS} results for other processes; read results from the handle that "
+            "submitted them.",
+            session_id=session_id,
+            job_id=job_id,
+        )
+    if error is not None:
+        return Delivery([], error=error)
+    assert job is not None and job.delivery is not None
+    return job.delivery
+
+
+def prune(jobs: dict[str, JobRecord]) -> None:
+    """Bound a session's memory: drop the result refs of all but the last
+    :data:`KEEP_RESULTS` delivered jobs, then the records beyond :data:`KEEP_RECORDS`.
+    A pruned job's ``result()`` from another process raises :class:`ResultUnavailableError`;
+    its submitter owns its result and is not affected."""
+    finished = [job for job in jobs.values() if job.status.is_final and job.delivered]
+    for old in finished[:-KEEP_RESULTS]:
+        old.delivery, old.task, old.sent = None, None, None
+    for old in finished[: max(0, len(jobs) - KEEP_RECORDS)]:
+        del jobs[old.job_id]
