@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from qiskit.providers import JobStatus as QiskitJobStatus
@@ -119,6 +119,10 @@ class SessionDetails(_Record):
     """Session: wall-clock seconds since the first job started. Batch: seconds of execution."""
     num_jobs: int
     """Jobs accepted so far."""
+
+
+Seen = tuple[str, Any]
+"""A granted job whose result a handle read, and its completion record."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ray.exceptions import OwnerDiedError, RayActorError
 from . import _deadlines
 from ._failures import classify, record_final
 from ._lifecycle import SessionState, transition
-from ._messages import Admission, JobInfo, JobStatus, SessionDetails
+from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
 from ._session_records import (
     JobRecord,
     SessionConfig,
@@ -72,12 +72,12 @@ class SessionActor:
         self._ensure_watchdog()
         return self._details()
 
-    async def submit(self, spec: JobSpec, seen_done: list[str] | None = None) -> Admission:
+    async def submit(self, spec: JobSpec, seen_done: list[Seen] | None = None) -> Admission:
         """Accept a job; start it at once if the mode allows, granting it a worker when
         one is idle (the submitter then runs it, see :meth:`sent`).
 
-        ``seen_done`` names granted jobs whose results the submitter has read: they have
-        finished, so their completion (on its way here) is awaited before deciding.
+        ``seen_done`` lists granted jobs whose results the submitter has read, with their
+        completion records: they are settled before this job is placed.
 
         Raises:
             SessionClosedError: the session was closed or cancelled.
@@ -169,7 +169,7 @@ class SessionActor:
         """Ids of the jobs this session knows, in submission order."""
         return list(self._jobs)
 
-    async def details(self, seen_done: list[str] | None = None) -> SessionDetails:
+    async def details(self, seen_done: list[Seen] | None = None) -> SessionDetails:
         """The session's details, after the completion of the jobs in ``seen_done``."""
         await self._settle(seen_done)
         return self._details()
@@ -191,14 +191,17 @@ class SessionActor:
 
     # ----------------------------------------------------------------- running jobs
 
-    async def _settle(self, seen_done: list[str] | None) -> None:
-        """Wait (briefly) for the completion of granted jobs whose results a caller has
-        read: their completion records may still be on their way here."""
-        watchers = [
-            job.watcher
-            for job in map(self._jobs.get, seen_done or ())
-            if job is not None and job.watcher is not None and not job.watcher.done()
-        ]
+    async def _settle(self, seen_done: list[Seen] | None) -> None:
+        """Finish granted jobs whose results a caller has read, with the completion
+        records it sent (the actor's own copies may still be on their way)."""
+        watchers = []
+        for job_id, done in seen_done or ():
+            job = self._jobs.get(job_id)
+            if job is None or job.watcher is None or job.watcher.done():
+                continue
+            if job.reported is not None and not job.reported.done():
+                job.reported.set_result(done)
+            watchers.append(job.watcher)
         if watchers:
             await asyncio.wait(watchers, timeout=_SETTLE_WAIT_S)
 
@@ -260,7 +263,7 @@ class SessionActor:
                 if not refs:
                     raise RayActorError()  # the submitter could not reach the worker
                 done_ref, result_ref = refs
-                if self._backend.completed(grant, await done_ref, job.run):
+                if self._backend.completed(grant, await self._completion(job, done_ref), job.run):
                     job.delivered = True  # the submitter owns the result
                     return Delivery([result_ref])
             except asyncio.CancelledError:
@@ -278,6 +281,16 @@ class SessionActor:
             finally:
                 self._backend.release(spec, grant, stop=stop, lost=lost)
         return await self._backend.run(spec, deadline=deadline, record=job.run)
+
+    async def _completion(self, job: JobRecord, done_ref: ray.ObjectRef[Any]) -> Any:
+        """A granted job's completion record: from its worker, or from its submitter."""
+        job.reported = asyncio.get_running_loop().create_future()
+        done = asyncio.ensure_future(done_ref)
+        await asyncio.wait({done, job.reported}, return_when=asyncio.FIRST_COMPLETED)
+        if done.done():
+            return done.result()
+        done.cancel()
+        return job.reported.result()
 
     async def _watch(self, job: JobRecord) -> None:
         assert job.task is not None and job.spec is not None

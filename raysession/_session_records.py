@@ -71,6 +71,9 @@ class JobRecord:
     watcher: asyncio.Task[None] | None = None
     sent: asyncio.Future[list[ray.ObjectRef[Any]]] | None = None
     """Granted jobs: the (done, result) refs its submitter sends once it dispatched it."""
+    reported: asyncio.Future[Any] | None = None
+    """Granted jobs: the completion record, if the submitter reports it first (it has it
+    as soon as it has the result; the actor's own copy comes through Ray a bit later)."""
     delivery: Delivery | None = None
     delivered: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)

@@ -14,7 +14,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from . import errors
 from ._failures import ended_job, for_caller, is_job_error
-from ._messages import JobInfo, JobMetrics, JobStatus
+from ._messages import JobInfo, JobMetrics, JobStatus, Seen
 from .backends._partition import join
 from .backends.base import Delivery
 from .errors import JobCancelledError, ResultUnavailableError
@@ -46,10 +46,10 @@ def deliver(actor: Any, job_id: str) -> ray.ObjectRef[PrimitiveResult[PubResult]
 
 # Granted jobs this process saw finish, by session, until its next submit to that session
 # tells the session actor (which may not have seen the completion yet).
-_seen_done: dict[str, list[str]] = {}
+_seen_done: dict[str, list[Seen]] = {}
 
 
-def take_seen_done(session_id: str) -> list[str]:
+def take_seen_done(session_id: str) -> list[Seen]:
     """Granted jobs of the session whose results this process has read since it last asked."""
     return _seen_done.pop(session_id, [])
 
@@ -100,6 +100,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         created: float,
         granted: bool = False,
         job_mode: bool = False,
+        done_ref: ray.ObjectRef[Any] | None = None,
     ) -> None:
         ray.ObjectRef.__init__(self, ref.binary(), ref.owner_address(), ref.call_site())
         BasePrimitiveJob.__init__(self, job_id)
@@ -109,6 +110,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         self._created = created
         self._granted = granted
         """The ref comes straight from the worker the session granted the job."""
+        self._done_ref = done_ref
+        """Granted jobs in the submitting process: the worker's completion record."""
         self._made_in = _connection()
         self._final_info: JobInfo | None = None
 
@@ -302,7 +305,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
     def _seen(self) -> None:
         if self._granted and self._session_id is not None:
-            _seen_done.setdefault(self._session_id, []).append(self._job_id)
+            done = ray.get(self._done_ref) if self._done_ref is not None else None
+            _seen_done.setdefault(self._session_id, []).append((self._job_id, done))
 
     def __await__(self) -> Generator[Any, None, PrimitiveResult[PubResult]]:
         self._check_connection()

@@ -293,6 +293,7 @@ class Session:
             created=admission.info.metrics.created,
             granted=grant is not None,
             job_mode=job_mode,
+            done_ref=sent[0] if grant is not None else None,
         )
 
     def close(self) -> None:
