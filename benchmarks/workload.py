@@ -17,6 +17,7 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_aer import AerSimulator
 
 NUM_QUBITS = 14
+SMALL_QUBITS = 12
 """Width of the sweep ansatz (``efficient_su2(14, reps=2)``: 84 parameters)."""
 NUM_TERMS = 30
 """Pauli terms of the sweep observable."""
@@ -35,7 +36,9 @@ class Sizes:
     many_jobs: int = 200
     """Independent jobs submitted to one Batch (W3)."""
     sets_per_job: int = 10
-    """Parameter sets in each of those jobs (W3)."""
+    """Parameter sets in each of those jobs (W3, W3b)."""
+    small_jobs: int = 40
+    """Independent jobs of the 12-qubit ansatz submitted to one Batch (W3b)."""
     tiny_jobs: int = 500
     """Sequential Bell-state estimator jobs timed one by one (W4)."""
     loop_jobs: int = 300
@@ -63,6 +66,7 @@ QUICK = Sizes(
     sweep_sets=48,
     many_jobs=16,
     sets_per_job=4,
+    small_jobs=8,
     tiny_jobs=50,
     loop_jobs=20,
     memory_jobs_first=20,
@@ -75,6 +79,19 @@ QUICK = Sizes(
     # Small enough that the quick sweeps are still split across every worker.
     chunk_size=8,
 )
+
+
+def small_circuit() -> QuantumCircuit:
+    """W3b's ansatz ``efficient_su2(12, reps=2)``, transpiled once for Aer: a job of 10
+    parameter sets runs in tens of milliseconds, so per-job overhead shows."""
+    return transpile(efficient_su2(SMALL_QUBITS, reps=2), AerSimulator(), optimization_level=0)
+
+
+def small_observable() -> SparsePauliOp:
+    """30 random 12-qubit Pauli terms (``default_rng(1234)``), as :func:`sweep_observable`."""
+    rng = np.random.default_rng(OBSERVABLE_SEED)
+    labels = ["".join(rng.choice(list("IXYZ"), SMALL_QUBITS)) for _ in range(NUM_TERMS)]
+    return SparsePauliOp(labels, rng.uniform(-1.0, 1.0, NUM_TERMS))
 
 
 def sweep_circuit(*, measure: bool = False) -> QuantumCircuit:

@@ -44,7 +44,12 @@ def is_job_error(exc: BaseException) -> bool:
     """True if the job's own code, the worker or the session actor raised ``exc`` (as
     opposed to Ray losing an actor, an owner or an object)."""
     exc = innermost(exc)
-    return isinstance(exc, RayTaskError) and not isinstance(exc.cause, RayError)
+    # A str cause: Ray's text for a task whose argument (a session's answer) was lost.
+    return (
+        isinstance(exc, RayTaskError)
+        and isinstance(exc.cause, Exception)
+        and not isinstance(exc.cause, RayError)
+    )
 
 
 def classify(exc: BaseException, job_id: str) -> tuple[JobStatus, RaySessionError | None]:
@@ -98,12 +103,13 @@ def for_caller(exc: BaseException, *, job_id: str, session_id: str | None) -> Ba
                 session_id=session_id,
                 job_id=job_id,
             )
-        if not isinstance(cause, RayError):
+        if isinstance(cause, Exception) and not isinstance(cause, RayError):
             _, error = classify(exc, job_id)
             assert error is not None
             error.session_id, error.job_id = session_id, job_id
             return error
-        exc = cause
+        if isinstance(cause, BaseException):
+            exc = cause
     if isinstance(exc, RaySessionError):
         return exc
     error = BackendUnavailableError(

@@ -13,35 +13,12 @@ from qiskit.primitives import BasePrimitiveJob, PrimitiveResult, PubResult
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from . import errors
+from ._courier import deliver, forget_courier
 from ._failures import ended_job, for_caller, is_job_error
 from ._messages import JobInfo, JobMetrics, JobStatus, Seen
-from .backends._partition import join
-from .backends.base import Delivery
 from .errors import JobCancelledError, ResultUnavailableError
 
 __all__ = ["RuntimeJobV2"]
-
-
-@ray.remote(num_cpus=0, max_retries=3)
-def _deliver(delivery: Delivery, actor: Any, job_id: str) -> PrimitiveResult[PubResult]:
-    """Fetch a finished job's result from where its workers put it (joining a split
-    job's chunks) and return it: the caller that submitted this task owns the result."""
-    if delivery.error is not None:
-        raise delivery.error
-    values = ray.get(delivery.refs)
-    plan = delivery.join
-    value = values[0] if plan is None else join(plan.shapes, plan.chunks, values, plan.metadata)
-    actor.fetched.remote(job_id)
-    result: PrimitiveResult[PubResult] = value
-    return result
-
-
-def deliver(actor: Any, job_id: str) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
-    """A ref, owned by this process, of the result of a job the session actor ran."""
-    ref: ray.ObjectRef[PrimitiveResult[PubResult]] = _deliver.remote(
-        actor.result.remote(job_id), actor, job_id
-    )
-    return ref
 
 
 # Granted jobs this process saw finish, by session, until its next submit to that session
@@ -74,7 +51,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
     The result belongs to the process that submitted the job (Ray's ownership): it
     comes straight from the worker that ran it, or, for a job that waited in the
-    queue or was split, from a small delivery task that process started. The
+    queue or was split, through its node's courier (:mod:`raysession._courier`). The
     submitting process must be alive to read it; once the Ray connection it was
     made in ends (``ray.shutdown()``), the handle raises
     :class:`~raysession.ResultUnavailableError`.
@@ -323,12 +300,14 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         return value
 
     def _rerun(self, exc: RayError) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
-        """Where the job's result is after its own ref failed: a granted job whose worker
-        was lost ran again in the session, and its session knows how it ended (cancelled
-        or out of time also kill the worker). Any other failure is final."""
-        if not self._granted or is_job_error(exc):
+        """Where the job's result is after its own ref failed for a reason outside the
+        job: a granted job whose worker was lost ran again in the session (which also
+        knows if it was cancelled or ran out of time instead); a courier that exited
+        while delivering is replaced. The job's own errors are final."""
+        if is_job_error(exc):
             error = self._error(exc)
             raise error from error.__cause__
+        forget_courier()
         return deliver(self._actor, self._job_id)
 
     def _error(self, exc: RayError) -> BaseException:

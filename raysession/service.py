@@ -11,9 +11,10 @@ from ray.exceptions import RayActorError
 
 from . import _catalog
 from ._connect import NAMESPACE, actor_name, ensure_ray
+from ._courier import deliver
 from ._messages import JobInfo, SessionDetails
 from .errors import SessionNotFoundError
-from .job import RuntimeJobV2, deliver
+from .job import RuntimeJobV2
 from .provider import RayBackend, select_backends
 from .session import list_sessions
 
@@ -253,7 +254,7 @@ def _live_session_actors(session_ids: list[str]) -> list[tuple[str, Any]]:
 
 
 def _job_handle(actor: Any, session_id: str, info: JobInfo) -> RuntimeJobV2:
-    """A handle of a job already in a session; its result is fetched by a delivery task."""
+    """A handle of a job already in a session; its result comes through the courier."""
     return RuntimeJobV2(
         deliver(actor, info.job_id),
         job_id=info.job_id,

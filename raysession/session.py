@@ -12,6 +12,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ._catalog import PoolBacked, resolve_backend
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
+from ._courier import deliver
 from ._duration import check_bounds, parse_duration
 from ._failures import session_gone
 from ._lifecycle import SessionState
@@ -20,7 +21,7 @@ from ._session_actor import SessionActor
 from ._session_records import Mode, SessionConfig, session_actor_options
 from .backends.base import Backend, JobSpec, is_backend
 from .errors import RaySessionError, SessionNotFoundError
-from .job import RuntimeJobV2, deliver, take_seen_done
+from .job import RuntimeJobV2, take_seen_done
 from .options import SessionLimits
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ class Session:
         A job the session starts at once on an idle worker comes back with a grant: it
         is sent from here straight to that worker, and the result comes back the same
         way. Any other job runs when its turn comes and its result is fetched by a
-        delivery task this process starts now.
+        courier of this node, asked now.
 
         Raises:
             SessionClosedError: the session is closed or cancelled.
