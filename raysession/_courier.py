@@ -64,6 +64,10 @@ class Courier:
         result: PrimitiveResult[PubResult] = value
         return result
 
+    async def start(self) -> None:
+        """Begin watching for the moment the courier may exit (called once it is created)."""
+        self._watch()
+
     def _watch(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop().create_task(self._exit_when_idle())
@@ -85,14 +89,19 @@ def deliver(session: Any, job_id: str) -> ray.ObjectRef[PrimitiveResult[PubResul
     return ref
 
 
-def courier() -> Any:
-    """This node's courier, found (or created) once per Ray connection of this process."""
+def courier(*, refresh: bool = False) -> Any:
+    """This node's courier, found (or created) once per Ray connection of this process.
+
+    ``refresh``: look it up again (create it if it exited). A new session does, so that
+    a courier process is up before the session's first queued job finishes.
+    """
     context = ray.get_runtime_context()
     node_id = context.get_node_id()
     key = (node_id, context.get_job_id())
     found = _couriers.get(key)
-    if found is None:
+    if found is None or refresh:
         found = _couriers[key] = _start(node_id)
+        found.start.remote()
     return found
 
 

@@ -264,6 +264,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         self._check_connection()
         try:
             value: PrimitiveResult[PubResult] = ray.get(self, timeout=timeout)
+            self._seen()
         except GetTimeoutError as exc:
             raise errors.JobTimeoutError(
                 f"Job {self._job_id} did not finish within {timeout} s; it is still running.",
@@ -277,18 +278,21 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             except RayError as again:
                 error = self._error(again)
                 raise error from error.__cause__
-        self._seen()
         return value
 
     def _seen(self) -> None:
-        if self._granted and self._session_id is not None:
-            done = ray.get(self._done_ref) if self._done_ref is not None else None
-            _seen_done.setdefault(self._session_id, []).append((self._job_id, done))
+        """Note a granted job whose result came from its worker, with its completion
+        record (already here: it came with the result), for the next submit."""
+        if self._granted and self._session_id is not None and self._done_ref is not None:
+            _seen_done.setdefault(self._session_id, []).append(
+                (self._job_id, ray.get(self._done_ref))
+            )
 
     def __await__(self) -> Generator[Any, None, PrimitiveResult[PubResult]]:
         self._check_connection()
         try:
             value: PrimitiveResult[PubResult] = yield from super().__await__()
+            self._seen()
         except RayError as exc:
             rerun = self._rerun(exc)
             try:
@@ -296,7 +300,6 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             except RayError as again:
                 error = self._error(again)
                 raise error from error.__cause__
-        self._seen()
         return value
 
     def _rerun(self, exc: RayError) -> ray.ObjectRef[PrimitiveResult[PubResult]]:

@@ -12,7 +12,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ._catalog import PoolBacked, resolve_backend
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
-from ._courier import deliver
+from ._courier import courier, deliver
 from ._duration import check_bounds, parse_duration
 from ._failures import session_gone
 from ._lifecycle import SessionState
@@ -133,6 +133,7 @@ class Session:
         )
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
+        courier(refresh=True)  # up (again) before a queued job finishes
         self._init_handle(session_id, actor, ray.get(actor.start.remote()))
         logger.info("created %s %s on %s", self._MODE, session_id, backend.name)
 

@@ -17,7 +17,11 @@ def _run(script: str, *args: str, timeout: float = 240) -> str:
     env = {**os.environ, "RAY_ADDRESS": "local"}
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), *args],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -77,9 +77,7 @@ def ray_cluster() -> Iterator[None]:
 def fresh_pool() -> None:
     """Stop the pool (and its workers) so a test starts from an empty cluster."""
     shutdown_pool()
-    wait_for(
-        lambda: not any(n == "pool" or n.startswith("aer-") for n in live_raysession_actors())
-    )
+    wait_for(lambda: not any(n == "pool" or n.startswith("aer-") for n in live_raysession_actors()))
 
 
 def worker(worker_id: str):

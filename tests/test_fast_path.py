@@ -1,0 +1,122 @@
+"""The fast path and result delivery: who owns a result, where it comes from, and what a
+handle says once its result, session or Ray connection is gone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import ray
+from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
+
+from raysession import (
+    Batch,
+    EstimatorV2,
+    QiskitRuntimeService,
+    ResultUnavailableError,
+    RuntimeJobV2,
+    Session,
+)
+from raysession._courier import deliver
+from raysession._session_records import KEEP_RESULTS
+from tests.conftest import wait_for
+from tests.helpers import ansatz, bell, entered, gated, new_gate, observable, values
+
+EXACT = {"default_precision": 0.0}
+
+
+def _evs(job: RuntimeJobV2) -> float:
+    return float(job.result(timeout=120)[0].data.evs)
+
+
+def test_a_job_an_idle_session_can_start_goes_straight_to_a_worker_and_back(backend):
+    with Session(backend=backend) as session:
+        estimator = EstimatorV2(mode=session, options=EXACT)
+        jobs = [estimator.run([(bell(False), "ZZ")]) for _ in range(3)]
+        first = jobs[0]
+        assert first._granted  # the answer to submit named the worker
+        assert first.owner_address() == ray.put(None).owner_address()  # owned here
+        assert all(_evs(job) == pytest.approx(1.0) for job in jobs)
+        # The two that arrived while the first ran waited in the queue, in FIFO order.
+        assert not jobs[1]._granted and not jobs[2]._granted
+        sequences = [job.metrics()["sequence"] for job in jobs]
+        assert sequences == sorted(sequences)
+        assert first.status() == "DONE" and first.metrics()["workers"]
+
+
+def test_a_split_job_is_joined_by_the_courier_and_equals_aer(backend):
+    circuit, obs = ansatz(4), observable(4)
+    vals = values(circuit, 40)
+    with Session(backend=backend) as session:
+        job = EstimatorV2(mode=session, options={**EXACT, "chunk_size": 10}).run(
+            [(circuit, obs, vals)]
+        )
+        result = job.result(timeout=120)
+        assert not job._granted and job.metrics()["num_chunks"] == 4
+    expected = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
+    np.testing.assert_allclose(result[0].data.evs, expected, atol=1e-12)
+
+
+def test_a_circuit_edited_in_place_after_its_first_run_gives_the_edited_numbers(backend):
+    circuit = bell(False)
+    with Session(backend=backend) as session:
+        estimator = EstimatorV2(mode=session, options=EXACT)
+        assert _evs(estimator.run([(circuit, "ZZ")])) == pytest.approx(1.0)
+        circuit.x(0)  # |01> + |10>: ZZ is now -1
+        assert _evs(estimator.run([(circuit, "ZZ")])) == pytest.approx(-1.0)
+        circuit.x(0)
+        circuit.x(1)
+        assert _evs(estimator.run([(circuit, "ZZ")])) == pytest.approx(-1.0)
+
+
+def test_a_result_asked_for_by_another_process_is_pruned_with_a_clear_error(backend):
+    with Batch(backend=backend) as batch:
+        estimator = EstimatorV2(mode=batch, options=EXACT)
+        jobs = [estimator.run([(bell(False), "ZZ")]) for _ in range(KEEP_RESULTS + 110)]
+        assert all(_evs(job) == pytest.approx(1.0) for job in jobs)
+        service = QiskitRuntimeService()
+        recent = service.job(jobs[-1].job_id())
+        assert _evs(recent) == pytest.approx(1.0)
+        old = service.job(jobs[0].job_id())
+        with pytest.raises(ResultUnavailableError, match="pruned"):
+            old.result(timeout=60)
+        # The submitter owns its results: its own handle still reads the oldest one.
+        assert _evs(jobs[0]) == pytest.approx(1.0)
+
+
+def test_a_result_asked_for_before_its_job_was_submitted_is_refused_not_awaited(backend):
+    with Session(backend=backend) as session:
+        handle = RuntimeJobV2(
+            deliver(session._actor, "no-such-job"),
+            job_id="no-such-job",
+            session_id=session.session_id,
+            actor=session._actor,
+            created=0.0,
+        )
+        with pytest.raises(ResultUnavailableError, match="has no job no-such-job"):
+            handle.result(timeout=60)
+
+
+def test_a_queued_job_waits_at_its_session_not_in_the_submitter(backend):
+    gate, name = new_gate()
+    with Session(backend=backend) as session:
+        estimator = EstimatorV2(mode=session, options=EXACT)
+        held = estimator.run([(gated(bell(False), name), "ZZ")])
+        wait_for(lambda: entered(gate) == 1)
+        queued = estimator.run([(bell(False), "ZZ")])  # returns at once
+        assert queued.status() == "QUEUED"
+        gate.allow.remote(1)
+        assert _evs(held) == pytest.approx(1.0) and _evs(queued) == pytest.approx(1.0)
+
+
+# Last: it ends this module's Ray connection (the module fixture shuts the new one down).
+def test_a_handle_from_an_earlier_ray_connection_says_so_and_cannot_cancel(backend):
+    session = Session(backend=backend)
+    job = EstimatorV2(mode=session, options=EXACT).run([(bell(False), "ZZ")])
+    assert _evs(job) == pytest.approx(1.0)
+    session.close()
+    ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
+    for read in (job.result, job.status, job.metrics, job.error_message):
+        with pytest.raises(ResultUnavailableError, match="earlier Ray connection"):
+            read()
+    assert job.cancel() is False
