@@ -6,7 +6,7 @@ import collections
 import pickle
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -15,6 +15,7 @@ from qiskit.primitives import PrimitiveResult, PubResult
 
 from ..errors import ExecutionTimeoutError, JobFailedError
 from ._aer_exec import AerExecutor
+from ._blob import as_blob
 from ._partition import Kind, PubSpec, join, whole_job
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -47,13 +48,7 @@ class ChunkRequest:
     """Set when this chunk is the whole job: the worker returns the job's result."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # One C-pickled blob: Ray's cloudpickle walks Qiskit's containers far more slowly.
-        state = tuple(getattr(self, f.name) for f in fields(self))
-        return (_unpickle_request, (pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),))
-
-
-def _unpickle_request(data: bytes) -> ChunkRequest:
-    return ChunkRequest(*pickle.loads(data))
+        return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import ray
 
+from ._blob import as_blob
 from ._partition import Chunk, Kind, PubShape, PubSpec
 
 
@@ -33,13 +33,7 @@ class JobSpec:
     """How many chunks the job's plan has (a one-chunk job may take the fast path)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # One C-pickled blob: Ray's cloudpickle walks Qiskit's containers far more slowly.
-        state = tuple(getattr(self, f.name) for f in fields(self))
-        return (_unpickle_spec, (pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),))
-
-
-def _unpickle_spec(data: bytes) -> JobSpec:
-    return JobSpec(*pickle.loads(data))
+        return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers
 
 
 @dataclass(frozen=True)
