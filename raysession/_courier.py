@@ -2,9 +2,11 @@
 
 A job the session actor ran itself (it waited in the queue, or was split into chunks)
 has its results where its workers put them, owned by the session actor. Its
-submitter, when it submits the job, also asks its node's courier to deliver it: the
-courier waits for the session's answer (where the results are), fetches them, joins a
-split job's chunks and returns the result, which then belongs to the submitter. So
+submitter, when it submits the job, also asks its node's courier to deliver it (one
+call, naming the session and the job): the courier asks the session where the results
+are, fetches them, joins a split job's chunks and returns the result, which then belongs
+to the submitter. It tells the session which jobs it fetched in its next call there, or
+in one call for all of them a moment later. So
 results never pass through the session actor's Python, and a result survives its
 session.
 
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import ray
 from qiskit.primitives import PrimitiveResult, PubResult
+from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ._connect import NAMESPACE, actor_name, live_session_ids
@@ -31,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 # Seconds between a courier's checks whether it may exit.
 _IDLE_CHECK_S = 1.0
+# Seconds a courier waits to tell a session which jobs it fetched, unless a call to
+# that session carries them sooner.
+_FETCHED_DELAY_S = 0.05
+# Session actor handles a courier keeps.
+_TRACKED_SESSIONS = 1024
 
 _couriers: dict[tuple[str, str], Any] = {}
 
@@ -41,32 +50,67 @@ class Courier:
     def __init__(self) -> None:
         self._in_flight = 0
         self._loop: asyncio.Task[None] | None = None
+        self._sessions: OrderedDict[str, Any] = OrderedDict()
+        self._fetched: dict[str, list[str]] = {}
+        """Jobs delivered since their session was last told, by session."""
 
-    async def deliver(
-        self, delivery: Delivery, session: Any, job_id: str
-    ) -> PrimitiveResult[PubResult]:
+    async def deliver(self, session_id: str, job_id: str) -> PrimitiveResult[PubResult]:
         """The job's result, fetched (and joined) from where its workers put it.
 
         Raises:
-            The job's error (``delivery.error``), as the session actor classified it.
+            RayActorError: the session actor is gone.
+            The job's error, as the session actor classified it.
         """
         self._watch()
-        if delivery.error is not None:
-            raise delivery.error
+        session = self._session(session_id)
         self._in_flight += 1
         try:
+            # The jobs delivered since the last call to this session ride along.
+            delivery: Delivery = await session.result.remote(
+                job_id, self._fetched.pop(session_id, [])
+            )
+            if delivery.error is not None:
+                raise delivery.error
             values = await asyncio.gather(*delivery.refs)
         finally:
             self._in_flight -= 1
         plan = delivery.join
         value = values[0] if plan is None else join(plan.shapes, plan.chunks, values, plan.metadata)
-        session.fetched.remote(job_id)
+        self._note_fetched(session_id, job_id)
         result: PrimitiveResult[PubResult] = value
         return result
 
     async def start(self) -> None:
         """Begin watching for the moment the courier may exit (called once it is created)."""
         self._watch()
+
+    def _session(self, session_id: str) -> Any:
+        """The session's actor handle, looked up by name once."""
+        handle = self._sessions.get(session_id)
+        if handle is None:
+            try:
+                handle = ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE)
+            except ValueError as exc:  # it exited: the handle's error handling takes over
+                raise RayActorError() from exc
+            self._sessions[session_id] = handle
+            while len(self._sessions) > _TRACKED_SESSIONS:
+                self._sessions.popitem(last=False)
+        self._sessions.move_to_end(session_id)
+        return handle
+
+    def _note_fetched(self, session_id: str, job_id: str) -> None:
+        """Tell the session that the job was fetched: with its next ``result`` call from
+        here, or after a moment on its own (one call for the jobs fetched meanwhile)."""
+        pending = self._fetched.setdefault(session_id, [])
+        pending.append(job_id)
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_later(_FETCHED_DELAY_S, self._flush, session_id)
+
+    def _flush(self, session_id: str) -> None:
+        job_ids = self._fetched.pop(session_id, None)
+        session = self._sessions.get(session_id)
+        if job_ids and session is not None:
+            session.fetched.remote(job_ids)
 
     def _watch(self) -> None:
         if self._loop is None:
@@ -75,17 +119,15 @@ class Courier:
     async def _exit_when_idle(self) -> None:
         while True:
             await asyncio.sleep(_IDLE_CHECK_S)
-            if self._in_flight == 0 and not live_session_ids():
+            if self._in_flight == 0 and not self._fetched and not live_session_ids():
                 logger.info("courier exits: no session is live")
                 ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
 
-def deliver(session: Any, job_id: str) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
-    """A ref, owned by this process, of the result of a job the session actor ran: the
+def deliver(session_id: str, job_id: str) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
+    """A ref, owned by this process, of the result of a job the session actor runs: the
     node's courier answers it once the session has the job's results."""
-    ref: ray.ObjectRef[PrimitiveResult[PubResult]] = courier().deliver.remote(
-        session.result.remote(job_id), session, job_id
-    )
+    ref: ray.ObjectRef[PrimitiveResult[PubResult]] = courier().deliver.remote(session_id, job_id)
     return ref
 
 

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import ray
-from ray.exceptions import OwnerDiedError, RayActorError
 
 from . import _deadlines
 from ._failures import classify, record_final
+from ._granted import follow_granted
 from ._lifecycle import SessionState, transition
 from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
 from ._session_records import (
@@ -24,12 +24,10 @@ from ._session_records import (
     rejection,
 )
 from .backends.base import Backend, Delivery, Grant, JobSpec
-from .errors import ExecutionTimeoutError, JobFailedError, RaySessionError
+from .errors import ExecutionTimeoutError, RaySessionError
 
 logger = logging.getLogger(__name__)
 
-# How long the submitter of a granted job may take to send it to its worker.
-_DISPATCH_WAIT_S = 30.0
 # How long a status query waits for the completion of a job whose result the asker has.
 _SETTLE_WAIT_S = 5.0
 
@@ -118,20 +116,26 @@ class SessionActor:
         if job is not None and job.sent is not None and not job.sent.done():
             job.sent.set_result(refs)
 
-    async def result(self, job_id: str) -> Delivery:
+    async def result(self, job_id: str, fetched: list[str] | None = None) -> Delivery:
         """Wait for a job; return where its result is (never the result itself), or the
-        error its reader raises (see :func:`._session_records.delivery_of`)."""
+        error its reader raises (see :func:`._session_records.delivery_of`).
+
+        ``fetched``: jobs whose results the caller (a courier) has fetched since it last
+        said so."""
+        if fetched:
+            await self.fetched(fetched)
         job = self._jobs.get(job_id)
         if job is not None:
             await job.done.wait()
         return delivery_of(job, job_id, self._config.session_id)
 
-    async def fetched(self, job_id: str) -> None:
-        """A delivery task fetched the job's result: the actor need not keep it alive."""
-        job = self._jobs.get(job_id)
-        if job is not None and not job.delivered:
-            job.delivered = True
-            self._poke()
+    async def fetched(self, job_ids: list[str]) -> None:
+        """A courier fetched these jobs' results: the actor need not keep them alive."""
+        for job_id in job_ids:
+            job = self._jobs.get(job_id)
+            if job is not None and not job.delivered:
+                job.delivered = True
+                self._poke()
 
     async def job_info(self, job_id: str, finished: bool = False) -> JobInfo:
         """Status, error message and metrics of one job.
@@ -251,46 +255,10 @@ class SessionActor:
         spec = job.spec
         assert spec is not None
         if grant is not None and job.sent is not None:
-            stop = lost = False
-            try:
-                try:
-                    refs = await asyncio.wait_for(job.sent, _DISPATCH_WAIT_S)
-                except TimeoutError:
-                    raise JobFailedError(
-                        f"Job {job.job_id} was granted a worker but its submitter never sent "
-                        "it (the submitting process may have exited)."
-                    ) from None
-                if not refs:
-                    raise RayActorError()  # the submitter could not reach the worker
-                done_ref, result_ref = refs
-                if self._backend.completed(grant, await self._completion(job, done_ref), job.run):
-                    job.delivered = True  # the submitter owns the result
-                    return Delivery([result_ref])
-            except asyncio.CancelledError:
-                stop = True
-                raise
-            except OwnerDiedError:
-                raise JobFailedError(
-                    f"Job {job.job_id}: the process that submitted it exited; its result "
-                    "belonged to that process and is lost."
-                ) from None
-            except RayActorError:
-                lost = True
-                job.run.retries += 1
-                logger.warning("job %s lost its worker; running it again", job.job_id)
-            finally:
-                self._backend.release(spec, grant, stop=stop, lost=lost)
+            delivery = await follow_granted(job, grant, self._backend)
+            if delivery is not None:
+                return delivery
         return await self._backend.run(spec, deadline=deadline, record=job.run)
-
-    async def _completion(self, job: JobRecord, done_ref: ray.ObjectRef[Any]) -> Any:
-        """A granted job's completion record: from its worker, or from its submitter."""
-        job.reported = asyncio.get_running_loop().create_future()
-        done = asyncio.ensure_future(done_ref)
-        await asyncio.wait({done, job.reported}, return_when=asyncio.FIRST_COMPLETED)
-        if done.done():
-            return done.result()
-        done.cancel()
-        return job.reported.result()
 
     async def _watch(self, job: JobRecord) -> None:
         assert job.task is not None and job.spec is not None

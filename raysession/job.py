@@ -311,7 +311,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             error = self._error(exc)
             raise error from error.__cause__
         forget_courier()
-        return deliver(self._actor, self._job_id)
+        assert self._session_id is not None  # a courier delivers session jobs only
+        return deliver(self._session_id, self._job_id)
 
     def _error(self, exc: RayError) -> BaseException:
         if not is_job_error(exc):

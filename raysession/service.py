@@ -256,7 +256,7 @@ def _live_session_actors(session_ids: list[str]) -> list[tuple[str, Any]]:
 def _job_handle(actor: Any, session_id: str, info: JobInfo) -> RuntimeJobV2:
     """A handle of a job already in a session; its result comes through the courier."""
     return RuntimeJobV2(
-        deliver(actor, info.job_id),
+        deliver(session_id, info.job_id),
         job_id=info.job_id,
         session_id=session_id,
         actor=actor,

@@ -286,7 +286,7 @@ class Session:
             if not sent:
                 grant = None
         if grant is None:
-            ref = deliver(self._actor, spec.job_id)
+            ref = deliver(self._session_id, spec.job_id)
         return RuntimeJobV2(
             ref,
             job_id=spec.job_id,

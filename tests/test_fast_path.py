@@ -86,7 +86,7 @@ def test_a_result_asked_for_by_another_process_is_pruned_with_a_clear_error(back
 def test_a_result_asked_for_before_its_job_was_submitted_is_refused_not_awaited(backend):
     with Session(backend=backend) as session:
         handle = RuntimeJobV2(
-            deliver(session._actor, "no-such-job"),
+            deliver(session.session_id, "no-such-job"),
             job_id="no-such-job",
             session_id=session.session_id,
             actor=session._actor,
