@@ -8,7 +8,7 @@ rows it adds and every number it measured. :data:`BENCHMARKS` lists them in runn
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -18,7 +18,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from raysession import AerBackend
 
-from . import memory, raysession_side
+from . import memory, ray_floor, raysession_side
 from .baseline import BaselineProcess
 from .machine import LoadMonitor, OtherLoad
 from .report import Row
@@ -237,11 +237,21 @@ def _batch_jobs(
         "raysession",
         lambda: raysession_side.many_jobs(ctx.backend, circuit, observable, values),
     )
-    diff = float(np.max(np.abs(ray["evs"] - raw["evs"])))
-    if not diff < EVS_TOLERANCE:
-        raise AssertionError(f"{label}: evs differ from raw Aer by {diff:.3g}")
+    floor = _watched(
+        loads,
+        "ray_floor",
+        lambda: ray_floor.batch_jobs(ctx.backend.num_workers, circuit, observable, values),
+    )
+    for side, run in (("raysession", ray), ("Ray floor", floor)):
+        diff = float(np.max(np.abs(run["evs"] - raw["evs"])))
+        if not diff < EVS_TOLERANCE:
+            raise AssertionError(f"{label} ({side}): evs differ from raw Aer by {diff:.3g}")
     ray_rate, raw_rate = num_jobs / ray["total_s"], num_jobs / raw["total_s"]
+    floor_rate = num_jobs / floor["total_s"]
     row = Row.from_rates(label, ray_rate, raw_rate, "jobs/s", 1.8)
+    floor_row = _floor_row(
+        Row.from_rates(label.split(" ")[0] + " Ray floor", floor_rate, raw_rate, "jobs/s", 1.8)
+    )
     data = {
         "num_jobs": num_jobs,
         "sets_per_job": per_job,
@@ -250,8 +260,15 @@ def _batch_jobs(
         "raw_total_s": raw["total_s"],
         "raw_per_job_s": raw["per_job_s"],
         "speedup": raw["total_s"] / ray["total_s"],
+        "ray_floor_total_s": floor["total_s"],
+        "ray_floor_speedup": raw["total_s"] / floor["total_s"],
     }
-    return Outcome([row], data, loads=loads)
+    return Outcome([row, floor_row], data, loads=loads)
+
+
+def _floor_row(row: Row) -> Row:
+    """A Ray-floor row (see :mod:`.ray_floor`): what the target asks, not a target itself."""
+    return replace(row, target=f"({row.target}: no target)", met=None)
 
 
 def _latency_stats(per_job_s: list[float]) -> dict[str, float]:
@@ -289,17 +306,32 @@ def tiny_latency(ctx: Context) -> Outcome:
             ctx.backend, circuit, observable, entries, warmup
         ),
     )
+    floor = _watched(
+        loads,
+        "ray_floor",
+        lambda: ray_floor.sequential_jobs(circuit, observable, entries, warmup),
+    )
     raw_stats, ray_stats = _latency_stats(raw["per_job_s"]), _latency_stats(ray["per_job_s"])
+    floor_stats = _latency_stats(floor["per_job_s"])
     rows = [
         Row.from_times(
             "W4 tiny job latency, median", ray_stats["median_s"], raw_stats["median_s"], 1.5
         ),
         Row.from_times("W4 tiny job latency, p99", ray_stats["p99_s"], raw_stats["p99_s"], 3.0),
+        _floor_row(
+            Row.from_times(
+                "W4 Ray floor, median", floor_stats["median_s"], raw_stats["median_s"], 1.5
+            )
+        ),
+        _floor_row(
+            Row.from_times("W4 Ray floor, p99", floor_stats["p99_s"], raw_stats["p99_s"], 3.0)
+        ),
     ]
     data = {
         "num_jobs": len(entries),
         "raysession": ray_stats,
         "raw": raw_stats,
+        "ray_floor": floor_stats,
         "raysession_per_job_s": ray["per_job_s"],
         "raw_per_job_s": raw["per_job_s"],
     }
@@ -366,6 +398,20 @@ def optimizer_loop(ctx: Context) -> Outcome:
                 "<= +1.0 ms",
             )
         )
+    floor = _watched(
+        loads,
+        "ray_floor",
+        lambda: ray_floor.sequential_jobs(circuit, observable, entries, warmup),
+    )
+    floor_stats = _latency_stats(floor["per_job_s"])
+    data["ray_floor"] = floor_stats
+    rows.append(
+        _floor_row(
+            Row.from_times(
+                "W5 Ray floor, median", floor_stats["median_s"], raw_stats["median_s"], 1.0
+            )
+        )
+    )
     data["circuit_cache_option"] = raysession_side.has_circuit_cache()
     return Outcome(rows, data, loads=loads)
 
