@@ -17,15 +17,21 @@ from .errors import (
     SessionNotFoundError,
 )
 from .estimator import EstimatorV2
+
+# The compatibility front-ends last: they build on the core above.
+from .ibm import (
+    Estimator,
+    Options,
+    ProviderSession,
+    QiskitRuntimeService,
+    RayBackend,
+    RayProvider,
+    RuntimeJob,
+    Sampler,
+)
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions, SessionLimits
-from .primitive_v1 import Estimator, Sampler
-from .provider import RayBackend, RayProvider
-from .provider_session import ProviderSession
-from .runtime_job import RuntimeJob
-from .runtime_options import Options
 from .sampler import SamplerV2
-from .service import QiskitRuntimeService
 from .session import Batch, Session, current_session, list_sessions
 
 __version__ = "0.1.0"

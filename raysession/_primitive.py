@@ -7,10 +7,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from ._catalog import PoolBacked
 from ._submit import submit_job
 from .backends._partition import Kind
-from .backends.base import Backend, is_backend
+from .backends.base import Backend, ProvidesBackend, is_backend
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions
 from .session import Session, current_session
@@ -36,9 +35,9 @@ def resolve_mode(mode: object, primitive: str) -> Session | Backend:
         return session
     if isinstance(mode, Session) or is_backend(mode):
         return mode
-    if isinstance(mode, PoolBacked):
-        # A service's or provider's backend object: job mode on its worker pool.
-        return mode.aer_backend
+    if isinstance(mode, ProvidesBackend):
+        # A service's or provider's backend object: job mode on what it gives.
+        return mode.raysession_backend()
     raise ValueError(
         f"{primitive}(mode={mode!r}) is not accepted: mode must be a raysession Session, "
         "Batch or backend (AerBackend, or a QiskitRuntimeService/RayProvider backend), "

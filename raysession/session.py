@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from ._catalog import PoolBacked, resolve_backend
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
 from ._courier import courier, deliver
 from ._duration import check_bounds, parse_duration
@@ -19,13 +19,10 @@ from ._lifecycle import SessionState
 from ._messages import Admission, JobInfo, SessionDetails
 from ._session_actor import SessionActor
 from ._session_records import Mode, SessionConfig, session_actor_options
-from .backends.base import Backend, JobSpec, is_backend
+from .backends.base import Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
 from .errors import RaySessionError, SessionNotFoundError
 from .job import RuntimeJobV2, take_seen_done
 from .options import SessionLimits
-
-if TYPE_CHECKING:
-    from .service import QiskitRuntimeService
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +31,42 @@ __all__ = ["Batch", "Session", "current_session", "list_sessions"]
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "raysession_current_session", default=None
 )
+
+
+_default_source: Callable[[], BackendSource] | None = None
+
+
+def set_default_backend_source(factory: Callable[[], BackendSource] | None) -> None:
+    """Who resolves a backend name given without ``service=``: :mod:`raysession.ibm`
+    registers its local :class:`~raysession.QiskitRuntimeService` on import."""
+    global _default_source
+    _default_source = factory
+
+
+def resolve_backend(
+    backend: Backend | ProvidesBackend | str | None, service: BackendSource | None
+) -> Backend:
+    """The backend jobs run on: ``backend`` itself, what a backend object gives, or the
+    backend a service (``service``, else the default source) gives for a name or ``None``.
+
+    Raises:
+        ValueError: ``backend`` is none of these, or a name has no service to resolve it.
+    """
+    if backend is not None and not isinstance(backend, str):
+        if is_backend(backend):
+            return backend
+        if isinstance(backend, ProvidesBackend):
+            return backend.raysession_backend()
+        raise ValueError(
+            "backend must be a raysession backend such as AerBackend, a backend name, "
+            f"or a backend from QiskitRuntimeService, not {type(backend).__name__}"
+        )
+    source = service
+    if source is None and backend is not None and _default_source is not None:
+        source = _default_source()
+    if source is None:
+        raise ValueError("Session needs backend= (an AerBackend or a backend name) or service=.")
+    return source.backend(backend).raysession_backend()
 
 
 def current_session() -> Session | None:
@@ -94,21 +127,14 @@ class Session:
 
     def __init__(
         self,
-        backend: Backend | str | PoolBacked | None = None,
+        backend: Backend | ProvidesBackend | str | None = None,
         max_time: int | str | None = None,
         *,
-        service: QiskitRuntimeService | None = None,
+        service: BackendSource | None = None,
         interactive_timeout: float = 60.0,
         idle_timeout: float = 1800.0,
     ) -> None:
-        if backend is None or isinstance(backend, str | PoolBacked):
-            # A name or a service's backend resolves to its AerBackend description.
-            backend = resolve_backend(backend, service)
-        if not is_backend(backend):
-            raise ValueError(
-                f"backend must be a raysession backend such as AerBackend, a backend name, "
-                f"or a backend from QiskitRuntimeService, not {type(backend).__name__}"
-            )
+        backend = resolve_backend(backend, service)
         limits = SessionLimits.from_env()
         if max_time is None:
             max_time_s = limits.max_max_time

@@ -409,10 +409,12 @@ def test_session_without_a_backend_uses_the_service_default(qasm):
         session.close()
     with pytest.raises(ValueError, match="needs backend="):
         Session()
-    with pytest.raises(ValueError, match="no backend is called 'nowhere'"):
+    with pytest.raises(ValueError, match=r"(?i)no backend is called 'nowhere'"):
         Session(service=service, backend="nowhere")
-    with pytest.raises(ValueError, match="backend must be a raysession backend"):
+    with pytest.raises(ValueError, match=r"(?i)no backend is called 'not a backend object'"):
         Session(backend="not a backend object")
+    with pytest.raises(ValueError, match="backend must be a raysession backend"):
+        Session(backend=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="backend must be a raysession backend"):
         Session(backend=42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="No backend is called"):

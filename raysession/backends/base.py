@@ -106,6 +106,28 @@ def is_backend(value: object) -> TypeGuard[Backend]:
 
 
 @runtime_checkable
+class ProvidesBackend(Protocol):
+    """An object that gives the raysession backend its jobs run on: a backend object of a
+    service or provider (:mod:`raysession.ibm`), or a user's own wrapper.
+
+    :class:`~raysession.Session`, :class:`~raysession.Batch` and the primitives' ``mode=``
+    accept such an object and run on what it gives.
+    """
+
+    def raysession_backend(self) -> Backend:
+        """The backend jobs on this object run on."""
+        ...
+
+
+class BackendSource(Protocol):
+    """Something that resolves backend names, such as a ``QiskitRuntimeService``."""
+
+    def backend(self, name: str | None = None) -> ProvidesBackend:
+        """The backend called ``name``; the source's default when ``name`` is ``None``."""
+        ...
+
+
+@runtime_checkable
 class Backend(Protocol):
     """What a session actor needs from a backend.
 

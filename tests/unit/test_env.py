@@ -13,12 +13,13 @@ import pytest
 import ray
 from qiskit import QuantumCircuit
 
-from raysession import AerBackend, EstimatorV2, RayProvider, Session, _catalog, _job_mode
+from raysession import AerBackend, EstimatorV2, RayProvider, Session, _job_mode
 from raysession._env import env_count, env_seconds, env_whole_seconds
 from raysession.backends import aer
 from raysession.backends._pool_protocol import PoolConfig
+from raysession.ibm import _catalog
+from raysession.ibm.provider_session import provider_min_max_time
 from raysession.options import SessionLimits
-from raysession.provider_session import provider_min_max_time
 
 PACKAGE = Path(__file__).resolve().parents[2] / "raysession"
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from ._duration import parse_duration
-from ._env import env_whole_seconds
-from ._submit import submit_job
-from .errors import SessionClosedError
-from .job import RuntimeJobV2
-from .options import SamplerOptions, SessionLimits
-from .session import Session
+from .._duration import parse_duration
+from .._env import env_whole_seconds
+from .._submit import submit_job
+from ..errors import SessionClosedError
+from ..job import RuntimeJobV2
+from ..options import SamplerOptions, SessionLimits
+from ..session import Session
 
 if TYPE_CHECKING:
     from .provider import RayBackend

@@ -9,14 +9,14 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from .._connect import NAMESPACE, actor_name, ensure_ray
+from .._courier import deliver
+from .._messages import JobInfo, SessionDetails
+from ..errors import SessionNotFoundError
+from ..job import RuntimeJobV2
+from ..session import list_sessions
 from . import _catalog
-from ._connect import NAMESPACE, actor_name, ensure_ray
-from ._courier import deliver
-from ._messages import JobInfo, SessionDetails
-from .errors import SessionNotFoundError
-from .job import RuntimeJobV2
 from .provider import RayBackend, select_backends
-from .session import list_sessions
 
 __all__ = ["QiskitRuntimeService"]
 

@@ -11,9 +11,9 @@ from qiskit.primitives import PrimitiveResult, PubResult
 from qiskit.providers import JobV1
 from ray.exceptions import RayError
 
-from ._messages import JobStatus
-from .errors import JobTimeoutError, RaySessionError
-from .job import RuntimeJobV2
+from .._messages import JobStatus
+from ..errors import JobTimeoutError, RaySessionError
+from ..job import RuntimeJobV2
 
 __all__ = ["RuntimeJob"]
 

@@ -18,13 +18,13 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
 
+from ..backends import AerBackend
+from ..options import SamplerOptions
+from ..sampler import SamplerV2
 from . import _catalog
 from ._v1_result import PACKAGE_VERSION, CircuitLayout, ToResult
-from .backends import AerBackend
-from .options import SamplerOptions
 from .provider_session import ProviderSession
 from .runtime_job import RuntimeJob
-from .sampler import SamplerV2
 
 __all__ = ["RayBackend", "RayProvider"]
 
@@ -92,6 +92,10 @@ class RayBackend(BackendV2):  # type: ignore[misc]
         """The :class:`AerBackend` description this backend's jobs run with (one per name and
         process; its workers are the cluster's shared pool)."""
         return _catalog.pool(self.name)
+
+    def raysession_backend(self) -> AerBackend:
+        """The backend this object's jobs run on (the ``ProvidesBackend`` protocol)."""
+        return self.aer_backend
 
     # ----------------------------------------------------------------- sessions
 

@@ -20,17 +20,17 @@ from qiskit.providers import Options as QiskitOptions
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import CouplingMap, PassManager, generate_preset_pass_manager
 
+from ..backends import AerBackend
+from ..errors import RaySessionWarning
+from ..estimator import EstimatorV2
+from ..options import EstimatorOptions, SamplerOptions
+from ..sampler import SamplerV2
+from ..session import Session, current_session
 from . import _catalog
 from ._v1_result import CircuitLayout, ToEstimatorResult, ToSamplerResult
-from .backends import AerBackend
-from .errors import RaySessionWarning
-from .estimator import EstimatorV2
-from .options import EstimatorOptions, SamplerOptions
 from .provider import RayBackend
 from .runtime_job import RuntimeJob
 from .runtime_options import Options
-from .sampler import SamplerV2
-from .session import Session, current_session
 
 __all__ = ["Estimator", "Sampler"]
 

@@ -24,13 +24,13 @@ import importlib.util
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 
-from ._env import env_count
-from .backends import AerBackend
+from .._env import env_count
+from ..backends import AerBackend
 
 if TYPE_CHECKING:
     from qiskit.transpiler import Target
@@ -70,24 +70,6 @@ class BackendEntry:
         if self.device is None:
             return dict(self.aer_options)
         return {**self.aer_options, "noise_model": NoiseModel.from_backend(self.device)}
-
-
-@runtime_checkable
-class PoolBacked(Protocol):
-    """A backend object (of a service or provider) that runs on an Aer worker pool."""
-
-    @property
-    def aer_backend(self) -> AerBackend:
-        """The pool of Aer workers jobs on this backend run on."""
-        ...
-
-
-class BackendSource(Protocol):
-    """Something that gives backend objects by name, such as a ``QiskitRuntimeService``."""
-
-    def backend(self, name: str | None = None) -> PoolBacked:
-        """The backend called ``name``; the source's default when ``name`` is ``None``."""
-        ...
 
 
 def _aer_entries() -> list[BackendEntry]:
@@ -220,32 +202,3 @@ def default_name() -> str:
     """
     running = running_pools()
     return running[0] if running else DEFAULT_BACKEND
-
-
-def resolve_backend(backend: str | PoolBacked | None, service: BackendSource | None) -> AerBackend:
-    """The worker pool a session runs on, for a backend given by name or as a service's backend.
-
-    Args:
-        backend: A backend name, a service or provider backend (:class:`PoolBacked`),
-            or ``None`` for the service's default.
-        service: Resolves names and ``None``; without one, names go to this catalog.
-
-    Raises:
-        ValueError: a name is unknown, or ``backend`` is ``None`` without a service.
-    """
-    if backend is None:
-        if service is None:
-            raise ValueError(
-                "Session needs backend= (an AerBackend or a backend name) or service=."
-            )
-        return service.backend().aer_backend
-    if isinstance(backend, str):
-        if not is_known(backend):
-            raise ValueError(
-                "backend must be a raysession backend such as AerBackend or the name of a "
-                f"known backend; no backend is called {backend!r}. {_known_names(entries())}"
-            )
-        if service is not None:
-            return service.backend(backend).aer_backend
-        return pool(backend)
-    return backend.aer_backend
