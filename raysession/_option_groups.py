@@ -1,4 +1,4 @@
-"""The groups of qiskit-ibm-runtime's V2 option tree (``resilience``, ``twirling``, ...) and their base.
+"""The groups of qiskit-ibm-runtime's V2 option tree (``resilience``, ``twirling``, ...).
 
 Field names, nesting and validation are qiskit-ibm-runtime's. Where it leaves a field
 unset and documents a hardware default, the default here is what a simulator does
@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from qiskit.transpiler import CouplingMap
 from qiskit_aer import AerSimulator
+from qiskit_aer.aererror import AerError
 from qiskit_aer.noise import NoiseModel
 
 SeedLike = Annotated[int, Field(ge=0)] | np.random.Generator
@@ -24,7 +25,9 @@ an int seed is drawn from at each ``run()``."""
 
 AER_OPTIONS = frozenset(AerSimulator().options.keys()) | {"parameter_binds"}
 # Options the primitives set themselves; letting users set them would break the results.
-RESERVED_RUN_OPTIONS = frozenset({"shots", "parameter_binds", "memory", "seed_simulator", "executor"})
+RESERVED_RUN_OPTIONS = frozenset(
+    {"shots", "parameter_binds", "memory", "seed_simulator", "executor"}
+)
 
 
 def check_aer_options(options: dict[str, Any], *, what: str) -> dict[str, Any]:
@@ -46,7 +49,9 @@ class OptionGroup(BaseModel):
     """A mutable option group: every assignment is validated, unknown names raise with the
     valid ones listed, and :meth:`update` merges nested dicts as qiskit-ibm-runtime does."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, arbitrary_types_allowed=True
+    )
 
     # Fields a simulator does not honour: a value other than the default is reported.
     _UNSUPPORTED: ClassVar[tuple[str, ...]] = ()
@@ -133,7 +138,7 @@ class MeasureNoiseLearningOptions(OptionGroup):
     shots_per_randomization: int | Literal["auto"] = "auto"
     """Shots per random circuit. Default: ``"auto"``."""
 
-    _UNSUPPORTED = ("num_randomizations", "shots_per_randomization")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("num_randomizations", "shots_per_randomization")
 
 
 class ZneOptions(OptionGroup):
@@ -150,7 +155,12 @@ class ZneOptions(OptionGroup):
     extrapolated_noise_factors: tuple[Annotated[float, Field(ge=0)], ...] | None = None
     """Noise factors to evaluate the fits at. Default: ``None`` (0 and the noise factors)."""
 
-    _UNSUPPORTED = ("amplifier", "noise_factors", "extrapolator", "extrapolated_noise_factors")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = (
+        "amplifier",
+        "noise_factors",
+        "extrapolator",
+        "extrapolated_noise_factors",
+    )
 
 
 class PecOptions(OptionGroup):
@@ -161,7 +171,7 @@ class PecOptions(OptionGroup):
     noise_gain: float | Literal["auto"] = "auto"
     """Amount of noise cancelled. Default: ``"auto"``."""
 
-    _UNSUPPORTED = ("max_overhead", "noise_gain")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("max_overhead", "noise_gain")
 
 
 class LayerNoiseLearningOptions(OptionGroup):
@@ -176,7 +186,7 @@ class LayerNoiseLearningOptions(OptionGroup):
     layer_pair_depths: tuple[Annotated[int, Field(ge=0)], ...] = (0, 1, 2, 4, 16, 32)
     """Depths of layer pairs learned. Default: ``(0, 1, 2, 4, 16, 32)``."""
 
-    _UNSUPPORTED = (
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = (
         "max_layers_to_learn",
         "shots_per_randomization",
         "num_randomizations",
@@ -207,9 +217,15 @@ class ResilienceOptionsV2(OptionGroup):
     )
     """Layer noise learning. Default: ``LayerNoiseLearningOptions()``."""
     layer_noise_model: Any = None
-    """A learned layer noise model (``NoiseLearnerResult`` or ``LayerError``s). Default: ``None``."""
+    """A learned layer noise model (``NoiseLearnerResult`` or a list of ``LayerError``).
+    Default: ``None``."""
 
-    _UNSUPPORTED = ("measure_mitigation", "zne_mitigation", "pec_mitigation", "layer_noise_model")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = (
+        "measure_mitigation",
+        "zne_mitigation",
+        "pec_mitigation",
+        "layer_noise_model",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ResilienceOptionsV2:
@@ -246,7 +262,7 @@ class TwirlingOptions(OptionGroup):
     strategy: Literal["active", "active-accum", "active-circuit", "all"] = "active-accum"
     """Which qubits of a twirled layer are twirled. Default: ``"active-accum"``."""
 
-    _UNSUPPORTED = (
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = (
         "enable_gates",
         "enable_measure",
         "num_randomizations",
@@ -277,7 +293,7 @@ class DynamicalDecouplingOptions(OptionGroup):
     skip_reset_qubits: bool = False
     """Leave qubits idle right after a reset. Default: ``False``."""
 
-    _UNSUPPORTED = (
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = (
         "enable",
         "sequence_type",
         "extra_slack_distribution",
@@ -297,7 +313,7 @@ class ExecutionOptionsV2(OptionGroup):
     rep_delay: float | None = Field(default=None, ge=0)
     """Seconds between shots on hardware; not honoured. Default: ``None``."""
 
-    _UNSUPPORTED = ("init_qubits", "rep_delay")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("init_qubits", "rep_delay")
 
 
 class SamplerExecutionOptionsV2(ExecutionOptionsV2):
@@ -307,7 +323,7 @@ class SamplerExecutionOptionsV2(ExecutionOptionsV2):
     """Form of measurement results; only ``"classified"`` bits are simulated.
     Default: ``"classified"``."""
 
-    _UNSUPPORTED = ("init_qubits", "rep_delay", "meas_type")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("init_qubits", "rep_delay", "meas_type")
 
 
 class EnvironmentOptions(OptionGroup):
@@ -323,7 +339,7 @@ class EnvironmentOptions(OptionGroup):
     private: bool = False
     """Keep no inputs and read results once; not applied. Default: ``False``."""
 
-    _UNSUPPORTED = ("log_level", "callback", "private")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("log_level", "callback", "private")
 
 
 # ------------------------------------------------------------------ simulator and raysession
@@ -347,7 +363,7 @@ class SimulatorOptions(OptionGroup):
     """Gates to transpile to; as ``coupling_map``, not applied by V2 primitives.
     Default: ``None``."""
 
-    _UNSUPPORTED = ("coupling_map", "basis_gates")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("coupling_map", "basis_gates")
 
     @field_validator("noise_model", mode="before")
     @classmethod
@@ -399,7 +415,12 @@ class RaySessionOptions(OptionGroup):
     @field_validator("backend_options")
     @classmethod
     def _check_backend_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_aer_options(value, what="backend_options")
+        check_aer_options(value, what="backend_options")
+        try:
+            AerSimulator(**value)
+        except AerError as exc:
+            raise ValueError(f"invalid Aer option in backend_options: {exc}") from exc
+        return value
 
 
 def draw_seed(seed: int | np.random.Generator | None) -> int | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +23,19 @@ from ._option_groups import (
     draw_seed,
 )
 
-__all__ = ["EstimatorOptions", "SamplerOptions", "SessionLimits", "check_aer_options"]
+__all__ = [
+    "DynamicalDecouplingOptions",
+    "EnvironmentOptions",
+    "EstimatorOptions",
+    "ExecutionOptionsV2",
+    "RaySessionOptions",
+    "ResilienceOptionsV2",
+    "SamplerExecutionOptionsV2",
+    "SamplerOptions",
+    "SessionLimits",
+    "SimulatorOptions",
+    "TwirlingOptions",
+]
 
 # The keys of qiskit_aer.primitives' options dicts.
 _AER_PRIMITIVE_KEYS = frozenset({"backend_options", "run_options"})
@@ -39,7 +51,8 @@ class _OptionsV2(OptionGroup):
     dynamical_decoupling: DynamicalDecouplingOptions = Field(
         default_factory=DynamicalDecouplingOptions
     )
-    """Dynamical decoupling; not applied by a simulator. Default: ``DynamicalDecouplingOptions()``."""
+    """Dynamical decoupling; not applied by a simulator.
+    Default: ``DynamicalDecouplingOptions()``."""
     twirling: TwirlingOptions = Field(default_factory=TwirlingOptions)
     """Pauli twirling; not applied by a simulator. Default: ``TwirlingOptions()``."""
     environment: EnvironmentOptions = Field(default_factory=EnvironmentOptions)
@@ -52,7 +65,7 @@ class _OptionsV2(OptionGroup):
     """raysession's own knobs: ``chunk_size``, ``circuit_cache``, Aer ``run_options`` and
     ``backend_options``. Default: ``RaySessionOptions()``."""
 
-    _UNSUPPORTED = ("experimental",)
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("experimental",)
 
     def seed(self) -> int | None:
         """The job's seed, once seeds are drawn (:meth:`for_job`): the simulator's."""
@@ -87,7 +100,9 @@ class _OptionsV2(OptionGroup):
             if _AER_PRIMITIVE_KEYS & set(options):
                 return cls.model_validate(cls._from_aer(options))
             return cls.model_validate(options)
-        raise ValueError(f"options must be a {cls.__name__} or a dict, not {type(options).__name__}")
+        raise ValueError(
+            f"options must be a {cls.__name__} or a dict, not {type(options).__name__}"
+        )
 
 
 def _aer_run_options(options: dict[str, Any], drop: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
@@ -135,7 +150,7 @@ class EstimatorOptions(_OptionsV2):
     execution: ExecutionOptionsV2 = Field(default_factory=ExecutionOptionsV2)
     """Execution options. Default: ``ExecutionOptionsV2()``."""
 
-    _UNSUPPORTED = ("experimental", "resilience_level")
+    _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("experimental", "resilience_level")
 
     @property
     def precision(self) -> float:
