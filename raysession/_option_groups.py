@@ -349,7 +349,7 @@ class SimulatorOptions(OptionGroup):
     """The simulator a job runs on."""
 
     noise_model: NoiseModel | None = None
-    """An Aer noise model for the job (a ``NoiseModel`` or its ``to_dict()``). It joins
+    """An Aer ``NoiseModel`` for the job (not its dict form, which Aer deprecated). It joins
     the backend's Aer options; workers build one simulator per option set and keep it.
     Default: ``None`` (the backend's own, noiseless unless it has one)."""
     seed_simulator: SeedLike | None = None
@@ -364,13 +364,6 @@ class SimulatorOptions(OptionGroup):
     Default: ``None``."""
 
     _UNSUPPORTED: ClassVar[tuple[str, ...]] = ("coupling_map", "basis_gates")
-
-    @field_validator("noise_model", mode="before")
-    @classmethod
-    def _noise_model(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return NoiseModel.from_dict(value)
-        return value
 
     @field_validator("coupling_map", mode="before")
     @classmethod
