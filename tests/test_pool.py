@@ -146,7 +146,11 @@ def test_backends_with_other_aer_options_share_one_worker_of_their_shape():
     plain, clifford = AerBackend(max_workers=1), AerBackend(method="stabilizer", max_workers=1)
     with Session(plain) as first, Session(clifford) as second:
         a = EstimatorV2(mode=first, options=EXACT).run([(bell(False), "ZZ")]).result(timeout=120)
-        b = SamplerV2(mode=second, options={"simulator": {"seed_simulator": 3}}).run([bell()]).result(timeout=120)
+        b = (
+            SamplerV2(mode=second, options={"simulator": {"seed_simulator": 3}})
+            .run([bell()])
+            .result(timeout=120)
+        )
     assert set(b[0].data.meas.get_counts()) == {"00", "11"}
     (used,) = workers_of(a)
     assert workers_of(b) == {used}
@@ -202,7 +206,11 @@ def test_num_workers_caps_the_workers_a_backends_jobs_use():
     circuit, obs = ansatz(3), observable(3)
     pub = (circuit, obs, values(circuit, 40))
     with Session(AerBackend(num_workers=1)):
-        result = EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 10}}).run([pub]).result(timeout=120)
+        result = (
+            EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 10}})
+            .run([pub])
+            .result(timeout=120)
+        )
     assert len(result[0].metadata["raysession"]["chunks"]) == 4
     assert len(set(result[0].metadata["raysession"]["workers"])) == 1
     np.testing.assert_allclose(
@@ -273,7 +281,9 @@ def test_a_small_job_of_another_session_waits_about_one_chunk_of_a_sweep():
     backend.warm_up(timeout=120)
     with Session(backend) as a, Session(backend) as b:
         # No cache: every chunk of A unpickles its circuit, so every chunk waits at the gate.
-        big = EstimatorV2(mode=a, options={**EXACT, "raysession": {"chunk_size": 10, "circuit_cache": False}})
+        big = EstimatorV2(
+            mode=a, options={**EXACT, "raysession": {"chunk_size": 10, "circuit_cache": False}}
+        )
         job_a = big.run([sweep_pub])
         wait_for(lambda: ray.get(gate.counts.remote())[0] == 2)  # both workers hold A's chunks
         job_b = EstimatorV2(mode=b, options=EXACT).run([(bell(False), "ZZ")])
@@ -321,7 +331,9 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_chunk_runs_again(no_resta
     vals = values(circuit, 4)
     replaced = pool_status().replaced
     with Session(AerBackend(max_workers=1)) as session:
-        estimator = EstimatorV2(mode=session, options={**EXACT, "raysession": {"circuit_cache": False}})
+        estimator = EstimatorV2(
+            mode=session, options={**EXACT, "raysession": {"circuit_cache": False}}
+        )
         job = estimator.run([(gated(circuit, name), obs, vals)])
         wait_for(lambda: entered(gate) == 1)
         (busy,) = [w.worker_id for w in pool_status().workers if w.state == "busy"]
@@ -567,7 +579,11 @@ def test_a_capped_backend_starts_no_more_workers_than_its_cap():
     circuit, obs = ansatz(3), observable(3)
     pub = (circuit, obs, values(circuit, 40))
     with Session(AerBackend(max_workers=1)):
-        result = EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 5}}).run([pub]).result(timeout=120)
+        result = (
+            EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 5}})
+            .run([pub])
+            .result(timeout=120)
+        )
     assert len(result[0].metadata["raysession"]["chunks"]) == 8
     assert len(pool_status().workers) == 1
 

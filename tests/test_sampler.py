@@ -74,7 +74,11 @@ def test_sweep_shape_is_kept(session):
     circuit = ansatz(2)
     circuit.measure_all()
     vals = values(circuit, 12).reshape(3, 4, -1)
-    result = SamplerV2(mode=session, options={"raysession": {"chunk_size": 2}}).run([(circuit, vals, 16)]).result()
+    result = (
+        SamplerV2(mode=session, options={"raysession": {"chunk_size": 2}})
+        .run([(circuit, vals, 16)])
+        .result()
+    )
     assert result[0].data.meas.shape == (3, 4)
     assert result[0].data.meas.num_shots == 16
 
