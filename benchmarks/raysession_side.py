@@ -77,9 +77,9 @@ def _warmed_sweep_estimator(
     """An exact estimator with ``chunk_size`` in ``session``, after an untimed run of
     ``pub``'s circuit on every worker."""
     circuit, observable, values = pub
-    EstimatorV2(mode=session, options={"default_precision": 0.0, "raysession": {"chunk_size": 1}}).run(
-        [(circuit, observable, _warm_values(values, backend))]
-    ).result()
+    EstimatorV2(
+        mode=session, options={"default_precision": 0.0, "raysession": {"chunk_size": 1}}
+    ).run([(circuit, observable, _warm_values(values, backend))]).result()
     return EstimatorV2(mode=session, options=_sweep_options(chunk_size, default_precision=0.0))
 
 
@@ -122,7 +122,9 @@ def sampler_sweep(
     """
     with Session(backend) as session:
         warm = _warm_values(values, backend)
-        SamplerV2(mode=session, options={"raysession": {"chunk_size": 1}}).run([(circuit, warm, shots)]).result()
+        SamplerV2(mode=session, options={"raysession": {"chunk_size": 1}}).run(
+            [(circuit, warm, shots)]
+        ).result()
         sampler = SamplerV2(mode=session, options=_sweep_options(chunk_size, seed_simulator=seed))
         started = time.perf_counter()
         job = sampler.run([(circuit, values, shots)])
@@ -178,7 +180,9 @@ def sequential_estimator_jobs(
     """
 
     with Session(backend) as session:
-        estimator = EstimatorV2(mode=session, options=_tree({**(options or {}), "default_precision": 0.0}))
+        estimator = EstimatorV2(
+            mode=session, options=_tree({**(options or {}), "default_precision": 0.0})
+        )
         return time_sequential_jobs(estimator, circuit, observable, values, warmup_jobs)
 
 

@@ -19,7 +19,6 @@ from ._option_groups import (
     SeedLike,
     SimulatorOptions,
     TwirlingOptions,
-    check_aer_options,
     draw_seed,
 )
 

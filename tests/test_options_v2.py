@@ -1,4 +1,4 @@
-"""Issue 9: EstimatorV2 and SamplerV2 take qiskit-ibm-runtime's V2 option tree on real Ray and Aer."""
+"""Issue 9: the primitives take qiskit-ibm-runtime's V2 option tree, on real Ray and Aer."""
 
 from __future__ import annotations
 

@@ -65,11 +65,11 @@ def test_bad_estimator_options_raise_at_construction(bad):
 
 
 def test_unknown_names_raise_listing_the_valid_ones():
-    with pytest.raises(ValidationError, match="no option 'bogus'.*valid options:.*default_shots"):
+    with pytest.raises(ValidationError, match=r"no option 'bogus'.*valid options:.*default_shots"):
         EstimatorOptions(bogus=1)
-    with pytest.raises(ValueError, match="no option 'seed'.*valid options: noise_model"):
+    with pytest.raises(ValueError, match=r"no option 'seed'.*valid options: noise_model"):
         EstimatorOptions().simulator.seed = 1
-    with pytest.raises(ValueError, match="no option 'shots'.*valid options:.*default_shots"):
+    with pytest.raises(ValueError, match=r"no option 'shots'.*valid options:.*default_shots"):
         SamplerOptions().update(shots=10)
     with pytest.raises(ValueError, match="TwirlingOptions has no option 'enable'"):
         SamplerOptions().update(twirling={"enable": True})
