@@ -106,7 +106,7 @@ class AerBackend:
     different Aer options share the workers of their shape; a worker builds one
     simulator per option set, and a noise model travels to it once.
 
-    A job is split into chunks (``chunk_size`` in the primitives' options); each
+    A job is split into chunks (``options.raysession.chunk_size`` of the primitives); each
     chunk runs on an idle worker and the results are reassembled in order. A worker
     that dies is replaced and its chunks run again, at most
     ``RAYSESSION_MAX_CHUNK_RETRIES`` times (default 3).
