@@ -44,7 +44,7 @@ def main() -> None:
     backend.warm_up()
     out: dict[str, object] = {}
     with Session(backend=backend) as session:
-        sampler = SamplerV2(mode=session, options={"chunk_size": 100_000})
+        sampler = SamplerV2(mode=session, options={"raysession": {"chunk_size": 100_000}})
         sampler.run([(circuit, values[:2])], shots=8).result()  # warm
         actor = _session_actor(psutil.Process())
         for label in ("granted", "queued"):

@@ -39,15 +39,28 @@ __all__ = [
 
 
 def has_circuit_cache() -> bool:
-    """True if this raysession's estimator options have the ``circuit_cache`` switch."""
-    return "circuit_cache" in EstimatorOptions.model_fields
+    """True if this raysession's estimator options have the ``circuit_cache`` switch
+    (``options.raysession.circuit_cache``)."""
+    return "raysession" in EstimatorOptions.model_fields
+
+
+def _tree(flat: dict[str, Any]) -> dict[str, Any]:
+    """The option tree of flat knobs: raysession's own go under ``raysession``, the seed
+    under ``simulator``."""
+    options = dict(flat)
+    own = {k: options.pop(k) for k in ("chunk_size", "circuit_cache") if k in options}
+    if own:
+        options["raysession"] = own
+    if "seed_simulator" in options:
+        options["simulator"] = {"seed_simulator": options.pop("seed_simulator")}
+    return options
 
 
 def _sweep_options(chunk_size: int | None, **extra: Any) -> dict[str, Any]:
     options = dict(extra)
     if chunk_size is not None:
         options["chunk_size"] = chunk_size
-    return options
+    return _tree(options)
 
 
 def _warm_values(values: np.ndarray, backend: AerBackend) -> np.ndarray:
@@ -64,9 +77,9 @@ def _warmed_sweep_estimator(
     """An exact estimator with ``chunk_size`` in ``session``, after an untimed run of
     ``pub``'s circuit on every worker."""
     circuit, observable, values = pub
-    EstimatorV2(mode=session, options={"default_precision": 0.0, "chunk_size": 1}).run(
-        [(circuit, observable, _warm_values(values, backend))]
-    ).result()
+    EstimatorV2(
+        mode=session, options={"default_precision": 0.0, "raysession": {"chunk_size": 1}}
+    ).run([(circuit, observable, _warm_values(values, backend))]).result()
     return EstimatorV2(mode=session, options=_sweep_options(chunk_size, default_precision=0.0))
 
 
@@ -109,7 +122,9 @@ def sampler_sweep(
     """
     with Session(backend) as session:
         warm = _warm_values(values, backend)
-        SamplerV2(mode=session, options={"chunk_size": 1}).run([(circuit, warm, shots)]).result()
+        SamplerV2(mode=session, options={"raysession": {"chunk_size": 1}}).run(
+            [(circuit, warm, shots)]
+        ).result()
         sampler = SamplerV2(mode=session, options=_sweep_options(chunk_size, seed_simulator=seed))
         started = time.perf_counter()
         job = sampler.run([(circuit, values, shots)])
@@ -165,7 +180,9 @@ def sequential_estimator_jobs(
     """
 
     with Session(backend) as session:
-        estimator = EstimatorV2(mode=session, options={**(options or {}), "default_precision": 0.0})
+        estimator = EstimatorV2(
+            mode=session, options=_tree({**(options or {}), "default_precision": 0.0})
+        )
         return time_sequential_jobs(estimator, circuit, observable, values, warmup_jobs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, Generic, TypeVar
 
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
@@ -10,6 +11,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from ._submit import submit_job
 from .backends._partition import Kind
 from .backends.base import Backend, ProvidesBackend, is_backend
+from .errors import RaySessionWarning
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions
 from .session import Session, current_session
@@ -57,18 +59,7 @@ class BasePrimitive(Generic[OptionsT]):
         options: OptionsT | dict[str, Any] | None = None,
     ) -> None:
         self._mode = resolve_mode(mode, type(self).__name__)
-        self._options: OptionsT = self._coerce_options(options)
-
-    def _coerce_options(self, options: object) -> OptionsT:
-        if options is None:
-            return self._OPTIONS()  # type: ignore[return-value]
-        if isinstance(options, self._OPTIONS):
-            return options  # type: ignore[return-value]
-        if isinstance(options, dict):
-            return self._OPTIONS.model_validate(options)  # type: ignore[return-value]
-        raise ValueError(
-            f"options must be a {self._OPTIONS.__name__} or a dict, not {type(options).__name__}"
-        )
+        self._options: OptionsT = self._OPTIONS.coerce(options)
 
     @property
     def mode(self) -> Session | Backend:
@@ -77,11 +68,25 @@ class BasePrimitive(Generic[OptionsT]):
 
     @property
     def options(self) -> OptionsT:
-        """The primitive's options (a frozen pydantic model)."""
+        """The primitive's options: change them by attribute
+        (``estimator.options.default_shots = 5000``) or with ``options.update(...)``; each
+        change is validated, and a job keeps the options it was run with."""
         return self._options
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self._mode, self._options))
 
     def _submit(self, pubs: list[EstimatorPub] | list[SamplerPub]) -> RuntimeJobV2:
-        return submit_job(self._mode, self._KIND, pubs, self._options)
+        """Submit with a snapshot of the options (seeds drawn); called by ``run()`` only."""
+        options = self._options.for_job()
+        unsupported = options.unsupported()
+        if unsupported:
+            # user -> run() -> _submit(): the warning names the user's line.
+            warnings.warn(
+                f"{type(self).__name__} options {', '.join(unsupported)} have no effect on "
+                "raysession's Aer simulator (as in qiskit-ibm-runtime's local testing mode): "
+                "the job runs without them.",
+                RaySessionWarning,
+                stacklevel=3,
+            )
+        return submit_job(self._mode, self._KIND, pubs, options)

@@ -80,7 +80,11 @@ def build_spec(
     session_id: str | None,
     job_id: str | None = None,
 ) -> JobSpec:
-    """The job spec of coerced PUBs: circuits pickled once each and named by content."""
+    """The job spec of coerced PUBs: circuits pickled once each and named by content.
+
+    ``options`` are the job's snapshot (seeds drawn, see ``for_job()``); its noise model
+    and ``raysession.backend_options`` become the job's Aer options.
+    """
     circuits: dict[str, bytes] = {}
     specs = []
     for pub in pubs:
@@ -94,21 +98,26 @@ def build_spec(
             )
         else:
             specs.append(PubSpec(key, pub.parameter_values, shots=pub.shots))
-    seed = options.seed_simulator
+    seed = options.seed()
     if seed is None:
         seed = secrets.randbelow(2**31)
+    settings = options.raysession
+    aer_options = dict(settings.backend_options)
+    if options.simulator.noise_model is not None:
+        aer_options["noise_model"] = options.simulator.noise_model
     return JobSpec(
         kind=kind,
         pubs=tuple(specs),
         circuits=circuits,
         seed=seed,
-        chunk_size=options.chunk_size,
-        run_options=dict(options.run_options),
+        chunk_size=settings.chunk_size,
+        run_options=dict(settings.run_options),
         max_execution_time=options.max_execution_time,
-        circuit_cache=options.circuit_cache,
+        circuit_cache=settings.circuit_cache,
         job_id=job_id or uuid.uuid4().hex,
         session_id=session_id,
-        num_chunks=len(plan(specs, options.chunk_size)),
+        num_chunks=len(plan(specs, settings.chunk_size)),
+        aer_options=aer_options,
     )
 
 

@@ -31,7 +31,9 @@ class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ig
         mode: A :class:`~raysession.Session`, :class:`~raysession.Batch` or
             :class:`~raysession.AerBackend` (job mode); ``None`` inside a
             ``with Session(...)`` block binds to that session.
-        options: :class:`~raysession.EstimatorOptions` or a dict of its fields.
+        options: :class:`~raysession.EstimatorOptions` (qiskit-ibm-runtime's V2 option
+            tree), a dict of it, or ``qiskit_aer.primitives.EstimatorV2``'s options dict
+            (``default_precision``, ``backend_options``, ``run_options``).
 
     Raises:
         ValueError: ``mode`` or ``options`` is invalid.
@@ -67,6 +69,10 @@ class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ig
         Raises:
             ValueError, TypeError: a PUB is invalid (raised here, before anything is queued).
             SessionClosedError, SessionExpiredError: the session takes no new jobs.
+
+        Warns:
+            RaySessionWarning: once, naming every option set that a simulator ignores
+                (``resilience_level``, ``twirling.*``, ...); the job runs without them.
         """
         if precision is None:
             precision = self.options.precision

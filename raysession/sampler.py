@@ -32,7 +32,9 @@ class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[m
         mode: A :class:`~raysession.Session`, :class:`~raysession.Batch` or
             :class:`~raysession.AerBackend` (job mode); ``None`` inside a
             ``with Session(...)`` block binds to that session.
-        options: :class:`~raysession.SamplerOptions` or a dict of its fields.
+        options: :class:`~raysession.SamplerOptions` (qiskit-ibm-runtime's V2 option
+            tree), a dict of it, or ``qiskit_aer.primitives.SamplerV2``'s options dict
+            (``default_shots``, ``backend_options``, ``run_options``).
 
     Raises:
         ValueError: ``mode`` or ``options`` is invalid.
@@ -65,6 +67,10 @@ class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[m
         Raises:
             ValueError, TypeError: a PUB is invalid (raised here, before anything is queued).
             SessionClosedError, SessionExpiredError: the session takes no new jobs.
+
+        Warns:
+            RaySessionWarning: once, naming every option set that a simulator ignores
+                (``resilience_level``, ``twirling.*``, ...); the job runs without them.
         """
         if shots is None:
             shots = self.options.default_shots

@@ -25,7 +25,7 @@ from tests.conftest import wait_for
 from tests.helpers import ansatz, bell, entered, gated, new_gate, observable, values
 
 # No cache: every job unpickles its circuit, so every job of a gated PUB waits at the gate.
-GATED = {"default_precision": 0.0, "circuit_cache": False}
+GATED = {"default_precision": 0.0, "raysession": {"circuit_cache": False}}
 # How long the test holds jobs at a gate, or leaves a batch idle, to measure usage against.
 HOLD_S = 1.0
 # A job must reach its gate within this many seconds of starting, so that the test can see

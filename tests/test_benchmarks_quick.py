@@ -41,7 +41,7 @@ def test_quick_benchmark_run_reports_a_number_for_every_benchmark(tmp_path: Path
     for name, result in report["benchmarks"].items():
         assert "error" not in result, f"{name}: {result.get('error')}"
         assert result["rows"], f"{name} has no rows"
-    has_cache_option = "circuit_cache" in EstimatorOptions.model_fields
+    has_cache_option = "raysession" in EstimatorOptions.model_fields
     for row in report["table"]:
         if not row["available"]:
             # Only the cache-off loop may be missing, and only where raysession lacks the option.

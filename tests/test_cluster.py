@@ -47,7 +47,7 @@ HEAD_CPUS = 2
 NODE_CPUS = 2
 PLACEMENT_S = 5.0
 # Every chunk unpickles its circuit, so every chunk of a gated PUB waits at the gate.
-GATED = {"default_precision": 0.0, "circuit_cache": False}
+GATED = {"default_precision": 0.0, "raysession": {"circuit_cache": False}}
 
 
 @dataclass
@@ -275,7 +275,9 @@ def test_cluster_yaml_is_a_valid_launcher_config_that_installs_raysession_everyw
 def test_a_job_of_three_chunks_gets_one_worker_on_each_of_the_three_nodes(nodes, gate):
     handle, name = gate
     with Session(backend=AerBackend()) as session:
-        job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 2}).run([sweep(name, 6)])
+        job = EstimatorV2(
+            mode=session, options={**GATED, "raysession": {"circuit_cache": False, "chunk_size": 2}}
+        ).run([sweep(name, 6)])
         wait_for(lambda: entered(handle) == 3, timeout=180)
         workers = pool_status().workers
         # Spread, not packed: two CPUs of the head would have held two of them.
@@ -294,9 +296,9 @@ def test_a_sweep_wider_than_the_cluster_never_runs_more_worker_cpus_on_a_node_th
     capacity = int(sum(cpus.values()))
     with Session(backend=AerBackend()) as session:
         # Two chunks more than the cluster has CPUs: they wait for a worker to finish.
-        job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 1}).run(
-            [sweep(name, capacity + 2)]
-        )
+        job = EstimatorV2(
+            mode=session, options={**GATED, "raysession": {"circuit_cache": False, "chunk_size": 1}}
+        ).run([sweep(name, capacity + 2)])
         wait_for(lambda: entered(handle) == capacity, timeout=240)
         status = pool_status()
         assert len(status.workers) == capacity, status.workers
@@ -371,7 +373,10 @@ def test_seeded_job_split_over_the_nodes_gives_the_bits_of_a_one_worker_backend(
     circuit = ansatz(3)
     circuit.measure_all()
     pub = (gated(circuit, name), values(circuit, 40), 50)
-    options = {"seed_simulator": 7, "chunk_size": 8, "circuit_cache": False}
+    options = {
+        "simulator": {"seed_simulator": 7},
+        "raysession": {"chunk_size": 8, "circuit_cache": False},
+    }
     with Session(backend=AerBackend()):
         spread = SamplerV2(options=options).run([pub])
         # All five chunks at the gate at once: five workers, over every node.
@@ -399,7 +404,9 @@ def test_workers_lost_with_a_node_are_replaced_on_the_others_and_their_chunks_ru
 ):
     handle, name = gate
     with Session(backend=AerBackend()) as session:
-        job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 2}).run([sweep(name, 6)])
+        job = EstimatorV2(
+            mode=session, options={**GATED, "raysession": {"circuit_cache": False, "chunk_size": 2}}
+        ).run([sweep(name, 6)])
         wait_for(lambda: entered(handle) == 3, timeout=180)
         first = {w.worker_id: w.node_id for w in pool_status().workers}
         assert set(first.values()) == nodes.all_ids, first
@@ -433,7 +440,9 @@ def test_workers_lost_with_a_node_are_replaced_on_the_others_and_their_chunks_ru
 def test_job_fails_with_backend_unavailable_when_its_session_actors_node_dies(nodes, gate):
     handle, name = gate
     session, index = session_off_the_head(nodes)
-    job = EstimatorV2(mode=session, options={**GATED, "chunk_size": 2}).run([sweep(name, 6)])
+    job = EstimatorV2(
+        mode=session, options={**GATED, "raysession": {"circuit_cache": False, "chunk_size": 2}}
+    ).run([sweep(name, 6)])
     wait_for(lambda: entered(handle) == 3, timeout=180)
     try:
         lost = nodes.remove(index, crash=True)

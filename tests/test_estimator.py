@@ -59,9 +59,9 @@ def test_exact_expectation_values_equal_aer_to_1e_12(session):
 def test_large_sweep_split_across_workers_still_equals_aer(session):
     circuit, obs = ansatz(4), observable(4)
     vals = values(circuit, 700)
-    job = EstimatorV2(mode=session, options={"default_precision": 0, "chunk_size": 100}).run(
-        [(circuit, obs, vals)]
-    )
+    job = EstimatorV2(
+        mode=session, options={"default_precision": 0, "raysession": {"chunk_size": 100}}
+    ).run([(circuit, obs, vals)])
     result = job.result()
     np.testing.assert_allclose(
         result[0].data.evs, _aer([(circuit, obs, vals)])[0].data.evs, atol=1e-12
@@ -73,7 +73,9 @@ def test_large_sweep_split_across_workers_still_equals_aer(session):
 def test_seeded_noisy_estimates_are_reproducible_and_equal_aer(session):
     circuit, obs = ansatz(3), observable(3)
     vals = values(circuit, 20)
-    estimator = EstimatorV2(mode=session, options={"seed_simulator": 42, "default_precision": 0.05})
+    estimator = EstimatorV2(
+        mode=session, options={"simulator": {"seed_simulator": 42}, "default_precision": 0.05}
+    )
     first = estimator.run([(circuit, obs, vals)]).result()[0].data.evs
     second = estimator.run([(circuit, obs, vals)]).result()[0].data.evs
     np.testing.assert_array_equal(first, second)
@@ -145,7 +147,7 @@ def test_bad_options_raise_at_construction(session, options):
 
 
 def test_options_are_a_model_or_a_dict_and_readable_back(session):
-    model = EstimatorOptions(default_precision=0.01, seed_simulator=3)
+    model = EstimatorOptions(default_precision=0.01, simulator={"seed_simulator": 3})
     assert EstimatorV2(mode=session, options=model).options is model
     from_dict = EstimatorV2(mode=session, options={"default_shots": 400})
     assert from_dict.options.precision == pytest.approx(0.05)

@@ -47,7 +47,7 @@ def test_a_split_job_is_joined_by_the_courier_and_equals_aer(backend):
     circuit, obs = ansatz(4), observable(4)
     vals = values(circuit, 40)
     with Session(backend=backend) as session:
-        job = EstimatorV2(mode=session, options={**EXACT, "chunk_size": 10}).run(
+        job = EstimatorV2(mode=session, options={**EXACT, "raysession": {"chunk_size": 10}}).run(
             [(circuit, obs, vals)]
         )
         result = job.result(timeout=120)

@@ -72,7 +72,7 @@ def test_job_has_the_runtime_job_methods(session, estimator):
 
 def test_metrics_have_real_timestamps_sequence_and_workers(session, estimator):
     circuit, obs = ansatz(3), observable(3)
-    split = EstimatorV2(mode=session, options={**EXACT, "chunk_size": 2})
+    split = EstimatorV2(mode=session, options={**EXACT, "raysession": {"chunk_size": 2}})
     before = datetime.now(UTC)
     first = estimator.run([(bell(False), "ZZ")])
     second = split.run([(circuit, obs, values(circuit, 4))])  # two chunks of two sets

@@ -146,7 +146,11 @@ def test_backends_with_other_aer_options_share_one_worker_of_their_shape():
     plain, clifford = AerBackend(max_workers=1), AerBackend(method="stabilizer", max_workers=1)
     with Session(plain) as first, Session(clifford) as second:
         a = EstimatorV2(mode=first, options=EXACT).run([(bell(False), "ZZ")]).result(timeout=120)
-        b = SamplerV2(mode=second, options={"seed_simulator": 3}).run([bell()]).result(timeout=120)
+        b = (
+            SamplerV2(mode=second, options={"simulator": {"seed_simulator": 3}})
+            .run([bell()])
+            .result(timeout=120)
+        )
     assert set(b[0].data.meas.get_counts()) == {"00", "11"}
     (used,) = workers_of(a)
     assert workers_of(b) == {used}
@@ -161,7 +165,7 @@ def test_a_noise_model_travels_to_a_worker_once_and_is_applied():
     noise.add_all_qubit_quantum_error(depolarizing_error(0.2, 2), ["cx"])
     noisy = AerBackend(method="density_matrix", noise_model=noise, max_workers=1)
     with Session(noisy):
-        sampler = SamplerV2(options={"seed_simulator": 1})
+        sampler = SamplerV2(options={"simulator": {"seed_simulator": 1}})
         results = [sampler.run([bell()], shots=2000).result(timeout=120) for _ in range(3)]
     assert all(set(r[0].data.meas.get_counts()) > {"00", "11"} for r in results)
     (used,) = {w for r in results for w in workers_of(r)}
@@ -181,7 +185,10 @@ def test_aer_options_reach_every_worker_that_runs_a_chunk_of_a_job():
     noisy = AerBackend(method="density_matrix", noise_model=noise)
     with Session(noisy):
         # One row of the sweep per chunk, and every chunk held at the gate until both run.
-        options = {"seed_simulator": 5, "chunk_size": 1, "circuit_cache": False}
+        options = {
+            "simulator": {"seed_simulator": 5},
+            "raysession": {"chunk_size": 1, "circuit_cache": False},
+        }
         job = SamplerV2(options=options).run([(gated(circuit, name), [[0.1], [0.2]], 2000)])
         wait_for(lambda: entered(gate) == 2)
         gate.allow.remote(2)
@@ -199,7 +206,11 @@ def test_num_workers_caps_the_workers_a_backends_jobs_use():
     circuit, obs = ansatz(3), observable(3)
     pub = (circuit, obs, values(circuit, 40))
     with Session(AerBackend(num_workers=1)):
-        result = EstimatorV2(options={**EXACT, "chunk_size": 10}).run([pub]).result(timeout=120)
+        result = (
+            EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 10}})
+            .run([pub])
+            .result(timeout=120)
+        )
     assert len(result[0].metadata["raysession"]["chunks"]) == 4
     assert len(set(result[0].metadata["raysession"]["workers"])) == 1
     np.testing.assert_allclose(
@@ -211,7 +222,7 @@ def test_a_cap_above_the_cluster_runs_on_what_the_cluster_places():
     circuit, obs = ansatz(3), observable(3)
     pub = (circuit, obs, values(circuit, 60))
     with Session(AerBackend(num_workers=1000)):
-        job = EstimatorV2(options={**EXACT, "chunk_size": 5}).run([pub])
+        job = EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 5}}).run([pub])
         assert job.result(timeout=120)[0].data.evs.shape == (60,)
     assert len(pool_status().workers) <= 2
 
@@ -270,7 +281,9 @@ def test_a_small_job_of_another_session_waits_about_one_chunk_of_a_sweep():
     backend.warm_up(timeout=120)
     with Session(backend) as a, Session(backend) as b:
         # No cache: every chunk of A unpickles its circuit, so every chunk waits at the gate.
-        big = EstimatorV2(mode=a, options={**EXACT, "chunk_size": 10, "circuit_cache": False})
+        big = EstimatorV2(
+            mode=a, options={**EXACT, "raysession": {"chunk_size": 10, "circuit_cache": False}}
+        )
         job_a = big.run([sweep_pub])
         wait_for(lambda: ray.get(gate.counts.remote())[0] == 2)  # both workers hold A's chunks
         job_b = EstimatorV2(mode=b, options=EXACT).run([(bell(False), "ZZ")])
@@ -318,7 +331,9 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_chunk_runs_again(no_resta
     vals = values(circuit, 4)
     replaced = pool_status().replaced
     with Session(AerBackend(max_workers=1)) as session:
-        estimator = EstimatorV2(mode=session, options={**EXACT, "circuit_cache": False})
+        estimator = EstimatorV2(
+            mode=session, options={**EXACT, "raysession": {"circuit_cache": False}}
+        )
         job = estimator.run([(gated(circuit, name), obs, vals)])
         wait_for(lambda: entered(gate) == 1)
         (busy,) = [w.worker_id for w in pool_status().workers if w.state == "busy"]
@@ -381,7 +396,7 @@ def test_a_noise_model_is_sent_again_to_the_worker_that_replaces_a_killed_one():
     noise = NoiseModel()
     noise.add_all_qubit_quantum_error(depolarizing_error(0.2, 2), ["cx"])
     with Session(AerBackend(method="density_matrix", noise_model=noise, max_workers=1)):
-        sampler = SamplerV2(options={"seed_simulator": 4})
+        sampler = SamplerV2(options={"simulator": {"seed_simulator": 4}})
         first = sampler.run([bell()], shots=2000).result(timeout=120)
         (used,) = workers_of(first)
         ray.kill(worker(used), no_restart=True)
@@ -400,7 +415,7 @@ def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
     vals = values(circuit, 4)
     pub = (gated(circuit, name), obs, vals)
     with Session(AerBackend(max_workers=1)) as session:
-        off = EstimatorV2(mode=session, options={**EXACT, "circuit_cache": False})
+        off = EstimatorV2(mode=session, options={**EXACT, "raysession": {"circuit_cache": False}})
         on = EstimatorV2(mode=session, options=EXACT)
         uncached = []
         for runs in (1, 2, 3):
@@ -425,7 +440,7 @@ def test_seeded_job_gives_the_same_numbers_on_any_number_of_workers():
     circuit = ansatz(3)
     circuit.measure_all()
     pub = (circuit, values(circuit, 40), 50)
-    options = {"seed_simulator": 9, "chunk_size": 8}
+    options = {"simulator": {"seed_simulator": 9}, "raysession": {"chunk_size": 8}}
     arrays = []
     for backend in (
         AerBackend(max_workers=1),
@@ -526,7 +541,7 @@ def test_job_mode_runs_the_next_job_in_a_new_batch_once_the_idle_one_closed_itse
     circuit = gated(bell(False), name)
     before = set(list_sessions())
     backend = AerBackend()
-    estimator = EstimatorV2(mode=backend, options={**EXACT, "circuit_cache": False})
+    estimator = EstimatorV2(mode=backend, options={**EXACT, "raysession": {"circuit_cache": False}})
     try:
         first = estimator.run([(circuit, "ZZ")])
         wait_for(lambda: entered(gate) == 1)
@@ -564,7 +579,11 @@ def test_a_capped_backend_starts_no_more_workers_than_its_cap():
     circuit, obs = ansatz(3), observable(3)
     pub = (circuit, obs, values(circuit, 40))
     with Session(AerBackend(max_workers=1)):
-        result = EstimatorV2(options={**EXACT, "chunk_size": 5}).run([pub]).result(timeout=120)
+        result = (
+            EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 5}})
+            .run([pub])
+            .result(timeout=120)
+        )
     assert len(result[0].metadata["raysession"]["chunks"]) == 8
     assert len(pool_status().workers) == 1
 
@@ -584,7 +603,7 @@ def test_a_failed_chunk_drops_the_chunks_of_its_job_that_wait_for_a_worker():
     broken = bell(False)
     broken.append(Gate("not_a_gate", 1, []), [0])
     held = gated(bell(False), name)
-    options = {**EXACT, "circuit_cache": False, "chunk_size": 1}
+    options = {**EXACT, "raysession": {"circuit_cache": False, "chunk_size": 1}}
     backend = AerBackend()
     backend.warm_up(timeout=120)
     with Session(backend) as first, Session(backend) as second:

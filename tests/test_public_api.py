@@ -49,7 +49,7 @@ def _use_in_task(handles):
 def test_every_public_handle_pickles_and_works_in_a_ray_task(backend):
     with Session(backend=backend) as session, Batch(backend=backend) as batch:
         estimator = EstimatorV2(mode=session, options={"default_precision": 0})
-        sampler = SamplerV2(mode=batch, options={"seed_simulator": 1})
+        sampler = SamplerV2(mode=batch, options={"simulator": {"seed_simulator": 1}})
         handles = (session, batch, backend, estimator, sampler)
         for handle in handles:
             copy = pickle.loads(pickle.dumps(handle))

@@ -50,7 +50,7 @@ def test_seeded_counts_equal_aer_and_are_reproducible(session):
     circuit.measure_all()
     vals = values(circuit, 5)
     pubs = [(bell(), None, 300), (circuit, vals, 200), _two_registers()]
-    sampler = SamplerV2(mode=session, options={"seed_simulator": 123})
+    sampler = SamplerV2(mode=session, options={"simulator": {"seed_simulator": 123}})
     ours = sampler.run(pubs, shots=64).result()
     again = sampler.run(pubs, shots=64).result()
     theirs = AerSamplerV2(seed=123).run(pubs, shots=64).result()
@@ -74,7 +74,11 @@ def test_sweep_shape_is_kept(session):
     circuit = ansatz(2)
     circuit.measure_all()
     vals = values(circuit, 12).reshape(3, 4, -1)
-    result = SamplerV2(mode=session, options={"chunk_size": 2}).run([(circuit, vals, 16)]).result()
+    result = (
+        SamplerV2(mode=session, options={"raysession": {"chunk_size": 2}})
+        .run([(circuit, vals, 16)])
+        .result()
+    )
     assert result[0].data.meas.shape == (3, 4)
     assert result[0].data.meas.num_shots == 16
 

@@ -85,6 +85,11 @@ class AerGrant:
         return refs
 
 
+def _keyed(aer_options: dict[str, Any]) -> tuple[str, bytes]:
+    data = pickle.dumps(aer_options, protocol=pickle.HIGHEST_PROTOCOL)
+    return hashlib.blake2b(data, digest_size=16).hexdigest(), data
+
+
 def _job_metadata(spec: JobSpec) -> dict[str, Any]:
     return {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
 
@@ -101,7 +106,7 @@ class AerBackend:
     different Aer options share the workers of their shape; a worker builds one
     simulator per option set, and a noise model travels to it once.
 
-    A job is split into chunks (``chunk_size`` in the primitives' options); each
+    A job is split into chunks (``options.raysession.chunk_size`` of the primitives); each
     chunk runs on an idle worker and the results are reassembled in order. A worker
     that dies is replaced and its chunks run again, at most
     ``RAYSESSION_MAX_CHUNK_RETRIES`` times (default 3).
@@ -226,10 +231,13 @@ class AerBackend:
         """The options of the workers' AerSimulator for this backend."""
         return dict(self._aer_options)
 
-    def _sim_options(self) -> tuple[str, bytes]:
+    def _sim_options(self, spec: JobSpec) -> tuple[str, bytes]:
+        """(content key, pickled bytes) of the Aer options ``spec`` runs with: the
+        backend's, with the job's own (``spec.aer_options``: a noise model) over them."""
+        if spec.aer_options:
+            return _keyed({**self._aer_options, **spec.aer_options})
         if self._sim is None:
-            data = pickle.dumps(self._aer_options, protocol=pickle.HIGHEST_PROTOCOL)
-            self._sim = (hashlib.blake2b(data, digest_size=16).hexdigest(), data)
+            self._sim = _keyed(self._aer_options)
         return self._sim
 
     # ----------------------------------------------------------------- running
@@ -313,7 +321,7 @@ class AerBackend:
     ) -> ray.ObjectRef[Any]:
         # A whole job whose granted worker died arrives here with that crash counted.
         crashes, limit = (record.retries if job_metadata is not None else 0), max_chunk_retries()
-        sim_key, sim_bytes = self._sim_options()
+        sim_key, sim_bytes = self._sim_options(spec)
         keys = list(dict.fromkeys(pub.circuit_key for pub in pubs))
         while True:
             lease = await self._lease(spec)
@@ -400,7 +408,7 @@ class AerBackend:
         )
         if lease is None:
             return None
-        sim_key, sim_bytes = self._sim_options()
+        sim_key, sim_bytes = self._sim_options(spec)
         inline = len(sim_bytes) <= _INLINE_SIM_BYTES
         ship = inline or sim_key in client.to_ship(lease.worker_id, [sim_key], set())
         return AerGrant(lease, sim_key, sim_bytes if ship else None, deadline)

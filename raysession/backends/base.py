@@ -31,6 +31,8 @@ class JobSpec:
     """The session (or hidden job-mode batch) the job runs in."""
     num_chunks: int = 1
     """How many chunks the job's plan has (a one-chunk job may take the fast path)."""
+    aer_options: dict[str, Any] = field(default_factory=dict)
+    """Aer simulator options of this job (a noise model, say), over the backend's own."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers

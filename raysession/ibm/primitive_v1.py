@@ -20,6 +20,7 @@ from qiskit.providers import Options as QiskitOptions
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import CouplingMap, PassManager, generate_preset_pass_manager
 
+from .._option_groups import SimulatorOptions
 from ..backends import AerBackend
 from ..errors import RaySessionWarning
 from ..estimator import EstimatorV2
@@ -256,9 +257,8 @@ class Estimator(_PrimitiveV1, BaseEstimatorV1[RuntimeJob]):  # type: ignore[misc
         shots = options.execution.shots
         v2_options = EstimatorOptions(
             default_precision=options.precision,
-            seed_simulator=options.simulator.seed_simulator,
             max_execution_time=options.max_execution_time,
-            run_options=_aer_run_options(options),
+            simulator=_v2_simulator(options),
         )
         job = EstimatorV2(mode=self._mode, options=v2_options).run(pubs)
         return RuntimeJob(job, ToEstimatorResult(shots), backend=self._job_backend())
@@ -309,14 +309,17 @@ class Sampler(_PrimitiveV1, BaseSamplerV1[RuntimeJob]):  # type: ignore[misc]
                 pubs.append((circuit,))
         v2_options = SamplerOptions(
             default_shots=shots,
-            seed_simulator=options.simulator.seed_simulator,
             max_execution_time=options.max_execution_time,
-            run_options=_aer_run_options(options),
+            simulator=_v2_simulator(options),
         )
         job = SamplerV2(mode=self._mode, options=v2_options).run(pubs)
         return RuntimeJob(job, ToSamplerResult(layouts), backend=self._job_backend())
 
 
-def _aer_run_options(options: Options) -> dict[str, Any]:
-    noise_model = options.simulator.noise_model
-    return {} if noise_model is None else {"noise_model": noise_model}
+def _v2_simulator(options: Options) -> SimulatorOptions:
+    """The V2 ``simulator`` options of a V1 job: its seed and noise model (the V1
+    primitive transpiled for the coupling map and basis gates already)."""
+    simulator = options.simulator
+    return SimulatorOptions(
+        seed_simulator=simulator.seed_simulator, noise_model=simulator.noise_model
+    )

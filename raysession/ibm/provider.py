@@ -18,6 +18,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
 
+from .._option_groups import RaySessionOptions, SimulatorOptions
 from ..backends import AerBackend
 from ..options import SamplerOptions
 from ..sampler import SamplerV2
@@ -174,7 +175,9 @@ class RayBackend(BackendV2):  # type: ignore[misc]
         shots, memory = merged.pop("shots"), bool(merged.pop("memory"))
         seed = merged.pop("seed_simulator")
         sampler_options = SamplerOptions(
-            default_shots=shots, seed_simulator=seed, run_options=merged
+            default_shots=shots,
+            simulator=SimulatorOptions(seed_simulator=seed),
+            raysession=RaySessionOptions(run_options=merged),
         )
         for circuit in circuits:
             if circuit.num_clbits == 0:
