@@ -425,9 +425,10 @@ def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
         info = ray.get(worker(used).cache_info.remote())
         assert (info["circuits"], info["misses"]) == (1, 1)
     expected = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
-    for result in uncached + cached:
-        np.testing.assert_array_equal(result[0].data.evs, uncached[0][0].data.evs)
-    np.testing.assert_allclose(uncached[0][0].data.evs, expected, atol=1e-12)
+    first = uncached[0].result()[0].data.evs
+    for job in uncached + cached:
+        np.testing.assert_array_equal(job.result()[0].data.evs, first)
+    np.testing.assert_allclose(first, expected, atol=1e-12)
 
 
 def test_seeded_job_gives_the_same_numbers_on_any_number_of_workers():
