@@ -75,7 +75,7 @@ class Courier:
         finally:
             self._in_flight -= 1
         plan = delivery.join
-        value = values[0] if plan is None else join(plan.shapes, plan.chunks, values, plan.metadata)
+        value = values[0] if plan is None else join(plan.shapes, plan.chunks, values)
         self._note_fetched(session_id, job_id)
         result: PrimitiveResult[PubResult] = value
         return result

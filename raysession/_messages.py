@@ -74,6 +74,14 @@ class JobMetrics(_Record):
     """How many chunks the job was split into."""
     retries: int = 0
     """Chunks that ran again because their worker died."""
+    seed: int | None = None
+    """The job's seed: the one given, or the one drawn for it."""
+    chunk_seeds: tuple[int, ...] = ()
+    """The seed each chunk ran with, in chunk order (the job's seed for a one-chunk job)."""
+    chunk_workers: tuple[str, ...] = ()
+    """The worker that ran each chunk, in chunk order."""
+    chunk_execution_s: tuple[float, ...] = ()
+    """Seconds each chunk ran on its worker, in chunk order."""
 
     @property
     def queued(self) -> float:
@@ -98,6 +106,10 @@ class JobInfo(_Record):
     error_type: str | None = None
     """The name of the raysession error class the job failed with."""
     metrics: JobMetrics
+    tags: tuple[str, ...] = ()
+    """The job's tags, as last updated."""
+    primitive_id: str = ""
+    """``"estimator"`` or ``"sampler"`` (empty for a job the session no longer describes)."""
 
 
 class SessionDetails(_Record):

@@ -147,9 +147,7 @@ class SessionActor:
         Raises:
             KeyError: the session has no job with that id.
         """
-        job = self._jobs.get(job_id)
-        if job is None:
-            raise KeyError(f"Session {self._config.session_id} has no job {job_id}")
+        job = self._job(job_id)
         if finished and not job.status.is_final:
             try:
                 await asyncio.wait_for(job.done.wait(), _SETTLE_WAIT_S)
@@ -168,6 +166,14 @@ class SessionActor:
             job.task.cancel()
         self._end(job, JobStatus.CANCELLED)
         return True
+
+    async def update_tags(self, job_id: str, tags: list[str]) -> list[str]:
+        """Replace a job's tags; returns them. Raises KeyError for an unknown job."""
+        return self._job(job_id).retag(tags)
+
+    async def backend(self) -> Backend:
+        """The backend the session's jobs run on."""
+        return self._backend
 
     async def job_ids(self) -> list[str]:
         """Ids of the jobs this session knows, in submission order."""
@@ -194,6 +200,12 @@ class SessionActor:
         return self._details()
 
     # ----------------------------------------------------------------- running jobs
+
+    def _job(self, job_id: str) -> JobRecord:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(f"Session {self._config.session_id} has no job {job_id}")
+        return job
 
     async def _settle(self, seen_done: list[Seen] | None) -> None:
         """Finish granted jobs whose results a caller has read, with the completion

@@ -77,8 +77,17 @@ class JobRecord:
     delivery: Delivery | None = None
     delivered: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    seed: int | None = None
+    tags: tuple[str, ...] = ()
+    kind: str = ""
+    """What the record keeps of its spec once the job is final (the spec is dropped)."""
+
+    def __post_init__(self) -> None:
+        if self.spec is not None:
+            self.seed, self.tags, self.kind = self.spec.seed, self.spec.tags, self.spec.kind
 
     def info(self, session_id: str) -> JobInfo:
+        run = self.run
         return JobInfo(
             job_id=self.job_id,
             session_id=session_id,
@@ -90,11 +99,22 @@ class JobRecord:
                 running=self.running,
                 finished=self.finished,
                 sequence=self.sequence,
-                workers=tuple(self.run.workers),
-                num_chunks=self.run.num_chunks,
-                retries=self.run.retries,
+                workers=tuple(run.workers),
+                num_chunks=run.num_chunks,
+                retries=run.retries,
+                seed=self.seed,
+                chunk_seeds=tuple(run.chunk_seeds),
+                chunk_workers=tuple(run.chunk_workers),
+                chunk_execution_s=tuple(run.chunk_execution_s),
             ),
+            tags=self.tags,
+            primitive_id=self.kind,
         )
+
+    def retag(self, tags: list[str]) -> list[str]:
+        """Replace the job's tags (already checked by the handle); returns them."""
+        self.tags = tuple(tags)
+        return list(self.tags)
 
 
 def session_actor_options(session_id: str) -> dict[str, Any]:

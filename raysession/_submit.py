@@ -16,6 +16,7 @@ import secrets
 import threading
 import uuid
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from qiskit import QuantumCircuit
@@ -26,7 +27,7 @@ from ._job_mode import job_mode_batch
 from .backends._partition import Kind, PubSpec, plan
 from .backends.base import Backend, JobSpec
 from .errors import SessionClosedError, SessionExpiredError
-from .job import RuntimeJobV2
+from .job import RuntimeJobV2, check_tags
 from .options import EstimatorOptions, SamplerOptions
 from .session import Session
 
@@ -41,19 +42,29 @@ def submit_job(
     options: EstimatorOptions | SamplerOptions,
     *,
     job_id: str | None = None,
+    tags: Sequence[str] | None = None,
 ) -> RuntimeJobV2:
     """Submit coerced PUBs to a session, a batch or (job mode) a backend.
 
+    Args:
+        tags: The job's tags; by default ``options.environment.job_tags``:
+            kept in its session's record, read with :attr:`RuntimeJobV2.tags`, changed
+            with :meth:`RuntimeJobV2.update_tags`, and filtered on by
+            ``QiskitRuntimeService.jobs(job_tags=...)``.
+
     Raises:
         ValueError: ``max_execution_time`` is not below the session's ``max_time``.
+        TypeError: ``tags`` is not a sequence of strings.
         SessionClosedError, SessionExpiredError: the session takes no new jobs.
     """
+    if tags is None:
+        tags = options.environment.job_tags or ()
     if isinstance(mode, Session):
         check_execution_time(options, mode.max_time)
-        return mode._submit(build_spec(kind, pubs, options, mode.session_id, job_id))
+        return mode._submit(build_spec(kind, pubs, options, mode.session_id, job_id, tags=tags))
     for renew in (False, True):
         batch = job_mode_batch(mode, renew=renew)
-        spec = build_spec(kind, pubs, options, batch.session_id, job_id)
+        spec = build_spec(kind, pubs, options, batch.session_id, job_id, tags=tags)
         try:
             return batch._submit(spec, job_mode=True)
         except (SessionClosedError, SessionExpiredError):
@@ -79,12 +90,18 @@ def build_spec(
     options: EstimatorOptions | SamplerOptions,
     session_id: str | None,
     job_id: str | None = None,
+    *,
+    tags: Sequence[str] = (),
 ) -> JobSpec:
     """The job spec of coerced PUBs: circuits pickled once each and named by content.
 
     ``options`` are the job's snapshot (seeds drawn, see ``for_job()``); its noise model
     and ``raysession.backend_options`` become the job's Aer options.
+
+    Raises:
+        TypeError: ``tags`` is not a sequence of strings.
     """
+    checked_tags = tuple(check_tags(tags))
     circuits: dict[str, bytes] = {}
     specs = []
     for pub in pubs:
@@ -118,6 +135,7 @@ def build_spec(
         session_id=session_id,
         num_chunks=len(plan(specs, settings.chunk_size)),
         aer_options=aer_options,
+        tags=checked_tags,
     )
 
 

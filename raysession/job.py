@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from qiskit.primitives import BasePrimitiveJob, PrimitiveResult, PubResult
@@ -16,7 +17,10 @@ from . import errors
 from ._courier import deliver, forget_courier
 from ._failures import ended_job, for_caller, is_job_error
 from ._messages import JobInfo, JobMetrics, JobStatus, Seen
-from .errors import JobCancelledError, ResultUnavailableError
+from .errors import JobCancelledError, ResultUnavailableError, SessionNotFoundError
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 __all__ = ["RuntimeJobV2"]
 
@@ -29,6 +33,20 @@ _seen_done: dict[str, list[Seen]] = {}
 def take_seen_done(session_id: str) -> list[Seen]:
     """Granted jobs of the session whose results this process has read since it last asked."""
     return _seen_done.pop(session_id, [])
+
+
+def check_tags(tags: object) -> list[str]:
+    """``tags`` as a list of distinct strings, in their first order.
+
+    Raises:
+        TypeError: ``tags`` is not a list (or other sequence) of strings.
+    """
+    if isinstance(tags, str | bytes) or not isinstance(tags, Sequence):
+        raise TypeError(f"Job tags must be a list of strings, not {type(tags).__name__}.")
+    wrong = [tag for tag in tags if not isinstance(tag, str)]
+    if wrong:
+        raise TypeError(f"Job tags must be a list of strings; {wrong!r} are not strings.")
+    return list(dict.fromkeys(tags))
 
 
 def _connection() -> tuple[int, str, str] | None:
@@ -78,6 +96,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         granted: bool = False,
         job_mode: bool = False,
         done_ref: ray.ObjectRef[Any] | None = None,
+        tags: Sequence[str] = (),
     ) -> None:
         ray.ObjectRef.__init__(self, ref.binary(), ref.owner_address(), ref.call_site())
         BasePrimitiveJob.__init__(self, job_id)
@@ -91,6 +110,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """Granted jobs in the submitting process: the worker's completion record."""
         self._made_in = _connection()
         self._final_info: JobInfo | None = None
+        self._tags = list(tags)
+        self._backend: Backend | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         ref: ray.ObjectRef[Any] = ray.ObjectRef(
@@ -103,6 +124,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             self._created,
             self._granted,
             self._job_mode,
+            tuple(self._tags),
         )
         return (_rebuild, (ref, *state))
 
@@ -124,6 +146,60 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
     def creation_date(self) -> datetime:
         """When the session accepted the job (UTC)."""
         return datetime.fromtimestamp(self._created, tz=UTC)
+
+    @property
+    def tags(self) -> list[str]:
+        """The job's tags: those it was submitted with, or the last :meth:`update_tags`
+        made through this handle (another handle's update shows in
+        ``QiskitRuntimeService.jobs()``)."""
+        return list(self._tags)
+
+    def update_tags(self, new_tags: list[str]) -> list[str]:
+        """Replace the job's tags, in its session's record.
+
+        Args:
+            new_tags: The tags; duplicates are dropped.
+
+        Returns:
+            The job's tags now.
+
+        Raises:
+            TypeError: ``new_tags`` is not a list of strings.
+            SessionNotFoundError: the job's session has ended (its records went with it).
+        """
+        tags = check_tags(new_tags)
+        self._tags = list(self._ask("update_tags", self._job_id, tags))
+        return self.tags
+
+    def backend(self) -> Backend:
+        """The raysession backend the job ran on (an :class:`~raysession.AerBackend`
+        for Aer): the backend of the job's session, or of its job-mode batch.
+
+        A ``raysession.ibm`` front end's backend object (a Qiskit ``BackendV2``) gives
+        the same with its ``raysession_backend()``.
+
+        Raises:
+            SessionNotFoundError: the job's session has ended and this handle never
+                asked for the backend before.
+        """
+        if self._backend is None:
+            self._backend = self._ask("backend")
+        return self._backend
+
+    def _ask(self, method: str, *args: Any) -> Any:
+        """Call the session actor's ``method`` about this job's session."""
+        self._check_connection()
+        try:
+            return ray.get(getattr(self._actor, method).remote(*args))
+        except (RayActorError, RayTaskError) as exc:
+            if isinstance(exc, RayTaskError) and not isinstance(exc.cause, KeyError):
+                raise
+            raise SessionNotFoundError(
+                f"Job {self._job_id}: session {self._session_id} has ended or no longer "
+                "keeps the job; its records went with it.",
+                session_id=self._session_id,
+                job_id=self._job_id,
+            ) from exc
 
     # ----------------------------------------------------------------- status
 
@@ -215,8 +291,31 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """Why the job failed, or ``None``."""
         return self._info().error_message
 
+    def usage(self) -> float:
+        """Seconds the job ran (qiskit-ibm-runtime's quantum seconds): from its start on
+        the backend to its end; 0.0 before it ends. A Batch's usage is the sum of these.
+
+        Raises:
+            ResultUnavailableError: as :meth:`status`.
+        """
+        return self._info().metrics.execution_s or 0.0
+
     def metrics(self) -> dict[str, Any]:
-        """Timestamps (ISO 8601, UTC), usage, sequence number and workers of the job."""
+        """Timestamps (ISO 8601, UTC), usage, and where and how the job ran.
+
+        Returns:
+            ``timestamps`` (created, queued, running, finished), ``usage``
+            (``seconds`` and ``quantum_seconds``, both :meth:`usage`), ``sequence`` (its
+            place in the session's FIFO order), ``seed`` (the job's seed: the one given,
+            or the one drawn for it), ``num_chunks``, ``chunks`` (per chunk in order:
+            ``index``, ``seed``, ``worker``, ``execution_s``, the seconds it ran on its
+            worker), ``chunk_seeds``, ``workers`` (in the order chunks finished) and
+            ``retries`` (chunks run again because their worker died). The results'
+            metadata is exactly Aer's, so these are where raysession reports itself.
+
+        Raises:
+            ResultUnavailableError: as :meth:`status`.
+        """
         metrics = self._info().metrics
 
         def iso(ts: float | None) -> str | None:
@@ -229,12 +328,71 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
                 "running": iso(metrics.running),
                 "finished": iso(metrics.finished),
             },
-            "usage": {"seconds": metrics.execution_s or 0.0},
+            "usage": {
+                "seconds": metrics.execution_s or 0.0,
+                "quantum_seconds": metrics.execution_s or 0.0,
+            },
             "sequence": metrics.sequence,
+            "seed": metrics.seed,
             "num_chunks": metrics.num_chunks,
+            "chunks": [
+                {"index": index, "seed": seed, "worker": worker, "execution_s": seconds}
+                for index, (seed, worker, seconds) in enumerate(
+                    zip(
+                        metrics.chunk_seeds,
+                        metrics.chunk_workers,
+                        metrics.chunk_execution_s,
+                        strict=True,
+                    )
+                )
+            ],
+            "chunk_seeds": list(metrics.chunk_seeds),
             "retries": metrics.retries,
             "workers": list(metrics.workers),
         }
+
+    def wait_for_final_state(self, timeout: float | None = None) -> None:
+        """Wait until the job is done, failed or cancelled (without reading its result).
+
+        Args:
+            timeout: Seconds to wait; ``None`` waits until the job ends.
+
+        Raises:
+            JobTimeoutError: ``timeout`` elapsed first; the job goes on.
+            ResultUnavailableError: as :meth:`status`.
+        """
+        self._check_connection()
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        # The job's ref resolves once it ends (a cancelled or failed job's with its error).
+        ready, _ = ray.wait([self], timeout=left())
+        while ready:
+            if self._final_info is not None:
+                return
+            try:
+                # Waits (a few seconds at most) in the session for the job's end: a job
+                # whose granted worker died runs again after its ref resolved.
+                info: JobInfo = ray.get(
+                    self._actor.job_info.remote(self._job_id, True), timeout=left()
+                )
+            except GetTimeoutError:
+                break
+            except (RayActorError, RayTaskError):
+                info = self._info_after_session()
+            if info.status.is_final:
+                self._final_info = info
+                return
+            if left() == 0.0:
+                break
+        raise errors.JobTimeoutError(
+            f"Job {self._job_id} did not reach a final state within {timeout} s; "
+            "it is still running.",
+            session_id=self._session_id,
+            job_id=self._job_id,
+        )
 
     # ---------------------------------------------------------------- actions
 
@@ -352,6 +510,7 @@ def _rebuild(
     created: float,
     granted: bool,
     job_mode: bool,
+    tags: tuple[str, ...] = (),
 ) -> RuntimeJobV2:
     return RuntimeJobV2(
         ref,
@@ -361,4 +520,5 @@ def _rebuild(
         created=created,
         granted=granted,
         job_mode=job_mode,
+        tags=tags,
     )

@@ -322,6 +322,7 @@ class Session:
             granted=grant is not None,
             job_mode=job_mode,
             done_ref=sent[0] if grant is not None else None,
+            tags=spec.tags,
         )
 
     def close(self) -> None:

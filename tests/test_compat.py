@@ -253,6 +253,18 @@ def test_seeded_run_counts_are_reproducible_and_keyed_like_aer(qasm):
     assert again.get_counts() == first.get_counts()
 
 
+def test_backend_run_result_reports_its_seed_and_aers_metadata_issue_9(qasm):
+    seeded = qasm.run(bell_with_registers(), shots=20, seed_simulator=5).result()
+    assert seeded.results[0].seed_simulator == 5
+    assert set(seeded.results[0].metadata) == {"shots", "circuit_metadata", "simulator_metadata"}
+    # A job without a seed reports the one drawn for it, which reproduces it.
+    drawn = qasm.run(bell_with_registers(), shots=200).result()
+    seed = drawn.results[0].seed_simulator
+    assert isinstance(seed, int)
+    again = qasm.run(bell_with_registers(), shots=200, seed_simulator=seed).result()
+    assert again.get_counts() == drawn.get_counts()
+
+
 def test_backend_run_rejects_bad_input_before_queueing(qasm):
     no_clbits = QuantumCircuit(1)
     no_clbits.h(0)

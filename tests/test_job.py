@@ -93,8 +93,9 @@ def test_metrics_have_real_timestamps_sequence_and_workers(session, estimator):
     assert metrics[1]["sequence"] == metrics[0]["sequence"] + 1
     assert metrics[0]["num_chunks"] == 1 and len(metrics[0]["workers"]) == 1
     assert metrics[1]["num_chunks"] == 2 and len(metrics[1]["workers"]) == 2
-    # The workers named are those that ran the chunks, as the result tells too.
-    assert sorted(metrics[1]["workers"]) == sorted(result[0].metadata["raysession"]["workers"])
+    # The workers are named per chunk too, in chunk order.
+    assert sorted(metrics[1]["workers"]) == sorted(c["worker"] for c in metrics[1]["chunks"])
+    assert result.metadata == {"version": 2}
 
 
 def test_ray_get_single_and_list_and_wait(estimator):

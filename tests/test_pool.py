@@ -84,9 +84,9 @@ def worker(worker_id: str):
     return ray.get_actor(worker_id, namespace="raysession")
 
 
-def workers_of(result) -> set[str]:
-    """The workers that ran a job's chunks."""
-    return {w for pub in result for w in pub.metadata["raysession"]["workers"]}
+def workers_of(job) -> set[str]:
+    """The workers that ran a job's chunks (finished jobs)."""
+    return set(job.metrics()["workers"])
 
 
 def bell_zz(estimator: EstimatorV2) -> float:
@@ -145,15 +145,12 @@ def test_backends_with_other_aer_options_share_one_worker_of_their_shape():
     fresh_pool()
     plain, clifford = AerBackend(max_workers=1), AerBackend(method="stabilizer", max_workers=1)
     with Session(plain) as first, Session(clifford) as second:
-        a = EstimatorV2(mode=first, options=EXACT).run([(bell(False), "ZZ")]).result(timeout=120)
-        b = (
-            SamplerV2(mode=second, options={"simulator": {"seed_simulator": 3}})
-            .run([bell()])
-            .result(timeout=120)
-        )
-    assert set(b[0].data.meas.get_counts()) == {"00", "11"}
-    (used,) = workers_of(a)
-    assert workers_of(b) == {used}
+        a = EstimatorV2(mode=first, options=EXACT).run([(bell(False), "ZZ")])
+        b = SamplerV2(mode=second, options={"simulator": {"seed_simulator": 3}}).run([bell()])
+        a.result(timeout=120)
+        assert set(b.result(timeout=120)[0].data.meas.get_counts()) == {"00", "11"}
+        (used,) = workers_of(a)
+        assert workers_of(b) == {used}
     assert [w.worker_id for w in pool_status().workers] == [used]
     info = ray.get(worker(used).cache_info.remote())
     assert info["simulators"] == 2 and info["simulator_builds"] == 2
@@ -166,9 +163,10 @@ def test_a_noise_model_travels_to_a_worker_once_and_is_applied():
     noisy = AerBackend(method="density_matrix", noise_model=noise, max_workers=1)
     with Session(noisy):
         sampler = SamplerV2(options={"simulator": {"seed_simulator": 1}})
-        results = [sampler.run([bell()], shots=2000).result(timeout=120) for _ in range(3)]
+        jobs = [sampler.run([bell()], shots=2000) for _ in range(3)]
+        results = [job.result(timeout=120) for job in jobs]
+        (used,) = {w for job in jobs for w in workers_of(job)}
     assert all(set(r[0].data.meas.get_counts()) > {"00", "11"} for r in results)
-    (used,) = {w for r in results for w in workers_of(r)}
     assert ray.get(worker(used).cache_info.remote())["simulator_builds"] == 1
 
 
@@ -206,13 +204,10 @@ def test_num_workers_caps_the_workers_a_backends_jobs_use():
     circuit, obs = ansatz(3), observable(3)
     pub = (circuit, obs, values(circuit, 40))
     with Session(AerBackend(num_workers=1)):
-        result = (
-            EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 10}})
-            .run([pub])
-            .result(timeout=120)
-        )
-    assert len(result[0].metadata["raysession"]["chunks"]) == 4
-    assert len(set(result[0].metadata["raysession"]["workers"])) == 1
+        job = EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 10}}).run([pub])
+        result = job.result(timeout=120)
+        assert job.metrics()["num_chunks"] == 4
+        assert len(workers_of(job)) == 1
     np.testing.assert_allclose(
         result[0].data.evs, AerEstimatorV2().run([pub]).result()[0].data.evs, atol=1e-12
     )
@@ -347,7 +342,7 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_chunk_runs_again(no_resta
         gate.allow.remote(2)
         result = job.result(timeout=120)
         assert job.metrics()["retries"] == 1
-        assert busy not in workers_of(result)
+        assert busy not in workers_of(job)
         assert entered(gate) == 2  # once lost, once run again: no third run
         assert session.status() == "In progress, accepting new jobs"
     assert pool_status().replaced >= replaced + 1
@@ -381,7 +376,8 @@ def test_a_circuit_runs_again_after_the_worker_that_cached_it_is_killed():
     circuit, obs = ansatz(4), observable(4)
     with Session(AerBackend(max_workers=1)) as session:
         estimator = EstimatorV2(mode=session, options=EXACT)
-        first = estimator.run([(circuit, obs, values(circuit, 3, seed=1))]).result(timeout=120)
+        first = estimator.run([(circuit, obs, values(circuit, 3, seed=1))])
+        first.result(timeout=120)
         (used,) = workers_of(first)
         assert ray.get(worker(used).cache_info.remote())["circuits"] >= 1
         ray.kill(worker(used), no_restart=True)
@@ -397,11 +393,13 @@ def test_a_noise_model_is_sent_again_to_the_worker_that_replaces_a_killed_one():
     noise.add_all_qubit_quantum_error(depolarizing_error(0.2, 2), ["cx"])
     with Session(AerBackend(method="density_matrix", noise_model=noise, max_workers=1)):
         sampler = SamplerV2(options={"simulator": {"seed_simulator": 4}})
-        first = sampler.run([bell()], shots=2000).result(timeout=120)
-        (used,) = workers_of(first)
+        first_job = sampler.run([bell()], shots=2000)
+        first = first_job.result(timeout=120)
+        (used,) = workers_of(first_job)
         ray.kill(worker(used), no_restart=True)
-        again = sampler.run([bell()], shots=2000).result(timeout=120)
-    assert workers_of(again) != {used}
+        again_job = sampler.run([bell()], shots=2000)
+        again = again_job.result(timeout=120)
+        assert workers_of(again_job) != {used}
     assert set(again[0].data.meas.get_counts()) > {"00", "11"}  # the noise is applied
     np.testing.assert_array_equal(again[0].data.meas.array, first[0].data.meas.array)
 
@@ -419,21 +417,25 @@ def test_circuit_cache_off_unpickles_every_job_and_gives_the_same_numbers():
         on = EstimatorV2(mode=session, options=EXACT)
         uncached = []
         for runs in (1, 2, 3):
-            uncached.append(off.run([pub]).result(timeout=120))
+            uncached.append(off.run([pub]))
+            uncached[-1].result(timeout=120)
             assert entered(gate) == runs  # every job unpickled the circuit again
         (used,) = set.union(*(workers_of(r) for r in uncached))
         info = ray.get(worker(used).cache_info.remote())
         assert (info["circuits"], info["misses"]) == (0, 0)  # and kept none of them
-        cached = [on.run([pub]).result(timeout=120) for _ in range(3)]
+        cached = [on.run([pub]) for _ in range(3)]
+        for job in cached:
+            job.result(timeout=120)
         assert set.union(*(workers_of(r) for r in cached)) == {used}
         # The cached jobs unpickled the circuit once between them, and kept it.
         assert entered(gate) == 4
         info = ray.get(worker(used).cache_info.remote())
         assert (info["circuits"], info["misses"]) == (1, 1)
     expected = AerEstimatorV2().run([(circuit, obs, vals)]).result()[0].data.evs
-    for result in uncached + cached:
-        np.testing.assert_array_equal(result[0].data.evs, uncached[0][0].data.evs)
-    np.testing.assert_allclose(uncached[0][0].data.evs, expected, atol=1e-12)
+    first = uncached[0].result()[0].data.evs
+    for job in uncached + cached:
+        np.testing.assert_array_equal(job.result()[0].data.evs, first)
+    np.testing.assert_allclose(first, expected, atol=1e-12)
 
 
 def test_seeded_job_gives_the_same_numbers_on_any_number_of_workers():
@@ -448,8 +450,9 @@ def test_seeded_job_gives_the_same_numbers_on_any_number_of_workers():
         AerBackend(num_cpus_per_worker=0.25),  # up to 8 workers on 2 CPUs
     ):
         with Session(backend=backend):
-            result = SamplerV2(options=options).run([pub]).result(timeout=180)[0]
-        assert len(result.metadata["raysession"]["chunks"]) == 5
+            job = SamplerV2(options=options).run([pub])
+            result = job.result(timeout=180)[0]
+            assert job.metrics()["num_chunks"] == 5
         arrays.append(result.data.meas.array)
     for other in arrays[1:]:
         np.testing.assert_array_equal(arrays[0], other)
@@ -579,12 +582,9 @@ def test_a_capped_backend_starts_no_more_workers_than_its_cap():
     circuit, obs = ansatz(3), observable(3)
     pub = (circuit, obs, values(circuit, 40))
     with Session(AerBackend(max_workers=1)):
-        result = (
-            EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 5}})
-            .run([pub])
-            .result(timeout=120)
-        )
-    assert len(result[0].metadata["raysession"]["chunks"]) == 8
+        job = EstimatorV2(options={**EXACT, "raysession": {"chunk_size": 5}}).run([pub])
+        job.result(timeout=120)
+        assert job.metrics()["num_chunks"] == 8
     assert len(pool_status().workers) == 1
 
 

@@ -44,8 +44,8 @@ class ChunkRequest:
     """False: unpickle the circuits of this request, bypassing the cache."""
     deadline: float | None = None
     """UNIX time after which the chunk is not started (the job ran out of time)."""
-    job_metadata: dict[str, Any] | None = None
-    """Set when this chunk is the whole job: the worker returns the job's result."""
+    whole: bool = False
+    """The chunk is the whole job: the worker returns the job's ``PrimitiveResult``."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers
@@ -56,13 +56,19 @@ class ChunkDone:
     """The small first return of :meth:`AerWorker.run_chunk`: whether the chunk ran.
 
     The caller awaits this and never the (possibly large) result to learn that a
-    chunk finished. ``missing`` lists the keys (circuits or Aer options) the worker
-    does not hold; the chunk did not run and must be sent again with their bytes.
+    chunk finished; it is also how the chunk's seed, worker and seconds reach the job's
+    metrics (the results carry exactly Aer's metadata, nothing of raysession's).
+    ``missing`` lists the keys (circuits or Aer options) the worker does not hold; the
+    chunk did not run and must be sent again with their bytes.
     """
 
     worker_id: str
     missing: tuple[str, ...] = ()
     execution_s: float = 0.0
+    """Seconds the chunk ran on the worker."""
+    chunk_index: int = 0
+    seed: int = 0
+    """The seed the chunk ran with."""
 
 
 class AerWorker:
@@ -163,9 +169,9 @@ class AerWorker:
         """Run one chunk.
 
         Returns:
-            A :class:`ChunkDone`, and one result per PUB of the chunk (each with a
-            ``"raysession"`` metadata entry), or the job's ``PrimitiveResult`` when
-            the chunk is the whole job; ``None`` when keys were missing.
+            A :class:`ChunkDone`, and one result per PUB of the chunk (with exactly the
+            metadata of Aer's primitives), or the job's ``PrimitiveResult`` when the
+            chunk is the whole job; ``None`` when keys were missing.
 
         Raises:
             ExecutionTimeoutError: the job's deadline passed before the chunk started.
@@ -197,16 +203,9 @@ class AerWorker:
                 f"Job {request.job_id} failed: {type(exc).__name__}: {exc}", job_id=request.job_id
             ) from exc
         elapsed = time.perf_counter() - started
-        info = {
-            "worker": self._id,
-            "chunk": request.chunk_index,
-            "chunk_seed": request.seed,
-            "execution_s": elapsed,
-        }
-        for result in results:
-            result.metadata["raysession"] = dict(info)
-        done = ChunkDone(self._id, execution_s=elapsed)
-        if request.job_metadata is None:
+        done = ChunkDone(
+            self._id, execution_s=elapsed, chunk_index=request.chunk_index, seed=request.seed
+        )
+        if not request.whole:
             return done, results
-        whole = join(request.pubs, whole_job(len(request.pubs)), [results], request.job_metadata)
-        return done, whole
+        return done, join(request.pubs, whole_job(len(request.pubs)), [results])

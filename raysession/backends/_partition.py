@@ -10,7 +10,8 @@ its own seed, derived from the job's seed and the chunk's index
 
 :func:`join` reverses the split: evs/stds are concatenated, ``BitArray`` s are
 joined with :meth:`~qiskit.primitives.BitArray.concatenate` along axis 0, and
-the result has the shape a single Aer run would give.
+the result has the shape and the metadata keys a single Aer run would give
+(see :func:`join` for the one part of the metadata no two runs share).
 """
 
 from __future__ import annotations
@@ -194,39 +195,54 @@ def join(
     pubs: list[Pub] | tuple[Pub, ...] | list[PubShape],
     chunks: list[Chunk],
     chunk_results: list[list[PubResult]],
-    job_metadata: dict[str, Any],
 ) -> PrimitiveResult[PubResult]:
     """Reassemble chunk results into the job's result, one PUB result per PUB, in job order.
+
+    The metadata is exactly that of ``qiskit_aer.primitives``: ``{"version": 2}`` for the
+    job, and per PUB ``target_precision`` (estimator) or ``shots`` (sampler),
+    ``circuit_metadata`` and ``simulator_metadata``, with nothing added. A PUB split
+    across chunks takes its first piece's metadata, except the simulator's timings
+    (``simulator_metadata["time_taken_*"]``, seconds), which are summed over its pieces.
+    Those timings are the one unavoidable difference from a single Aer run: they
+    differ between any two runs, Aer's own included; every other key and value is
+    what one Aer run of the same input gives on the same machine. (raysession's own
+    details, the seeds, chunks and workers, are in the job's metrics.)
 
     Args:
         pubs: The job's PUBs, or their :class:`PubShape`.
         chunks: The plan the results were computed from.
-        chunk_results: For each chunk, one result per piece, in piece order; each
-            carries a ``"raysession"`` metadata entry from its worker.
-        job_metadata: Entries for every PUB's ``"raysession"`` metadata (job id, seed).
+        chunk_results: For each chunk, one result per piece, in piece order.
 
     Returns:
-        The result a single Aer run would give, plus per-PUB ``"raysession"``
-        metadata naming the chunks, their seeds and workers.
+        The result a single Aer run would give.
     """
     parts: list[list[PubResult]] = [[] for _ in pubs]
     kinds: list[Pub | PubShape] = list(pubs)
     for chunk, results in zip(chunks, chunk_results, strict=True):
         for piece, result in zip(chunk.pieces, results, strict=True):
             parts[piece.pub_index].append(result)
-    joined = []
-    for pub, pieces in zip(kinds, parts, strict=True):
-        result = _join_pub(pub, pieces) if len(pieces) > 1 else pieces[0]
-        infos = [p.metadata["raysession"] for p in pieces]
-        result.metadata["raysession"] = {
-            **job_metadata,
-            "chunks": [info["chunk"] for info in infos],
-            "chunk_seeds": [info["chunk_seed"] for info in infos],
-            "workers": [info["worker"] for info in infos],
-            "execution_s": max(info["execution_s"] for info in infos),
-        }
-        joined.append(result)
+    joined = [
+        _join_pub(pub, pieces) if len(pieces) > 1 else pieces[0]
+        for pub, pieces in zip(kinds, parts, strict=True)
+    ]
     return PrimitiveResult(joined, metadata={"version": 2})
+
+
+TIMING_PREFIX = "time_taken"
+"""Keys of Aer's ``simulator_metadata`` that start with this are seconds a run took."""
+
+
+def _join_metadata(pieces: list[PubResult]) -> dict[str, Any]:
+    """The first piece's metadata, with the simulator's timings summed over the pieces."""
+    metadata = dict(pieces[0].metadata)
+    simulator = metadata.get("simulator_metadata")
+    if isinstance(simulator, dict):
+        simulator = dict(simulator)
+        for key, value in simulator.items():
+            if key.startswith(TIMING_PREFIX) and isinstance(value, int | float):
+                simulator[key] = sum(p.metadata["simulator_metadata"].get(key, 0) for p in pieces)
+        metadata["simulator_metadata"] = simulator
+    return metadata
 
 
 def whole_job(num_pubs: int) -> list[Chunk]:
@@ -237,7 +253,7 @@ def whole_job(num_pubs: int) -> list[Chunk]:
 def _join_pub(pub: Pub | PubShape, pieces: list[PubResult]) -> PubResult:
     shape = pub.shape if isinstance(pub, PubShape) else _padded_shapes(pub)[0]
     first = pieces[0]
-    metadata = dict(first.metadata)
+    metadata = _join_metadata(pieces)
     if pub.is_estimator:
         evs = np.concatenate([np.asarray(p.data.evs) for p in pieces], axis=0)
         stds = np.concatenate([np.asarray(p.data.stds) for p in pieces], axis=0)

@@ -77,7 +77,7 @@ class AerGrant:
             circuits=spec.circuits,
             use_cache=spec.circuit_cache,
             deadline=self.deadline,
-            job_metadata=_job_metadata(spec),
+            whole=True,
         )
         refs: tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]] = client.handle(
             self.worker_id
@@ -88,10 +88,6 @@ class AerGrant:
 def _keyed(aer_options: dict[str, Any]) -> tuple[str, bytes]:
     data = pickle.dumps(aer_options, protocol=pickle.HIGHEST_PROTOCOL)
     return hashlib.blake2b(data, digest_size=16).hexdigest(), data
-
-
-def _job_metadata(spec: JobSpec) -> dict[str, Any]:
-    return {"job_id": spec.job_id, "session_id": spec.session_id, "seed": spec.seed}
 
 
 class AerBackend:
@@ -270,8 +266,8 @@ class AerBackend:
         """
         record = record if record is not None else BackendRun()
         chunks = plan(spec.pubs, spec.chunk_size)
-        record.num_chunks = len(chunks)
-        metadata = _job_metadata(spec)
+        seeds = [chunk_seed(spec.seed, chunk.index, len(chunks)) for chunk in chunks]
+        record.plan(seeds)
         single = len(chunks) == 1
         running: set[int] = set()
         tasks = [
@@ -280,9 +276,9 @@ class AerBackend:
                     spec,
                     chunk_pubs(spec.pubs, chunk),
                     chunk.index,
-                    chunk_seed(spec.seed, chunk.index, len(chunks)),
+                    seeds[chunk.index],
                     deadline,
-                    metadata if single else None,
+                    single,
                     record,
                     running,
                 )
@@ -306,7 +302,7 @@ class AerBackend:
         if single:
             return Delivery(refs)
         shapes = [PubShape.of(pub) for pub in spec.pubs]
-        return Delivery(refs, JoinPlan(shapes, chunks, metadata))
+        return Delivery(refs, JoinPlan(shapes, chunks))
 
     async def _run_chunk(
         self,
@@ -315,17 +311,17 @@ class AerBackend:
         index: int,
         seed: int,
         deadline: float | None,
-        job_metadata: dict[str, Any] | None,
+        whole: bool,
         record: BackendRun,
         running: set[int],
     ) -> ray.ObjectRef[Any]:
         # A whole job whose granted worker died arrives here with that crash counted.
-        crashes, limit = (record.retries if job_metadata is not None else 0), max_chunk_retries()
+        crashes, limit = (record.retries if whole else 0), max_chunk_retries()
         sim_key, sim_bytes = self._sim_options(spec)
         keys = list(dict.fromkeys(pub.circuit_key for pub in pubs))
         while True:
             lease = await self._lease(spec)
-            keep, hold = True, job_metadata is not None
+            keep, hold = True, whole
             try:
                 resend: set[str] = set()
                 while True:
@@ -344,7 +340,7 @@ class AerBackend:
                         else {k: spec.circuits[k] for k in keys if k in ship},
                         use_cache=spec.circuit_cache,
                         deadline=deadline,
-                        job_metadata=job_metadata,
+                        whole=whole,
                     )
                     done_ref, result_ref = client.handle(lease.worker_id).run_chunk.remote(request)
                     running.add(index)
@@ -353,7 +349,7 @@ class AerBackend:
                     finally:
                         running.discard(index)
                     if not done.missing:
-                        record.workers.append(lease.worker_id)
+                        record.ran(index, lease.worker_id, done.execution_s)
                         chunk_ref: ray.ObjectRef[Any] = result_ref
                         return chunk_ref
                     resend = set(done.missing)
@@ -419,8 +415,8 @@ class AerBackend:
         if done.missing:
             client.forget_keys(grant.worker_id, done.missing)
             return False
-        record.num_chunks = 1
-        record.workers.append(grant.worker_id)
+        record.plan([done.seed])
+        record.ran(0, grant.worker_id, done.execution_s)
         return True
 
     def release(self, spec: JobSpec, grant: Grant, *, stop: bool, lost: bool = False) -> None:

@@ -33,6 +33,8 @@ class JobSpec:
     """How many chunks the job's plan has (a one-chunk job may take the fast path)."""
     aer_options: dict[str, Any] = field(default_factory=dict)
     """Aer simulator options of this job (a noise model, say), over the backend's own."""
+    tags: tuple[str, ...] = ()
+    """The job's tags (qiskit-ibm-runtime's ``job_tags``), kept in its session's record."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers
@@ -44,7 +46,6 @@ class JoinPlan:
 
     shapes: list[PubShape]
     chunks: list[Chunk]
-    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,36 @@ class Delivery:
 
 @dataclass
 class BackendRun:
-    """What a backend reports of a job while it runs (for the job's metrics)."""
+    """What a backend reports of a job while it runs (for the job's metrics).
+
+    The per-chunk lists are in chunk order, one entry per chunk of the job's plan;
+    a chunk that has not finished yet has an empty worker and 0.0 seconds.
+    """
 
     num_chunks: int = 0
     workers: list[str] = field(default_factory=list)
     """Ids of the workers that ran the job's chunks, in the order they finished."""
     retries: int = 0
     """Chunks that ran again because their worker died."""
+    chunk_seeds: list[int] = field(default_factory=list)
+    """The seed each chunk ran with (the job's own seed for a one-chunk job)."""
+    chunk_workers: list[str] = field(default_factory=list)
+    """The worker that ran each chunk."""
+    chunk_execution_s: list[float] = field(default_factory=list)
+    """Seconds each chunk ran on its worker (the simulation, without queueing)."""
+
+    def plan(self, seeds: list[int]) -> None:
+        """Start the per-chunk lists for a job of ``len(seeds)`` chunks."""
+        self.num_chunks = len(seeds)
+        self.chunk_seeds = list(seeds)
+        self.chunk_workers = [""] * len(seeds)
+        self.chunk_execution_s = [0.0] * len(seeds)
+
+    def ran(self, index: int, worker_id: str, execution_s: float) -> None:
+        """Chunk ``index`` ran on ``worker_id`` for ``execution_s`` seconds."""
+        self.workers.append(worker_id)
+        self.chunk_workers[index] = worker_id
+        self.chunk_execution_s[index] = execution_s
 
 
 @runtime_checkable

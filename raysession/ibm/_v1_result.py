@@ -99,6 +99,8 @@ class ToResult:
     job_id: str
     memory: bool = False
     """Also return each shot's outcome (``Result.get_memory()``)."""
+    seed: int | None = None
+    """The job's seed, reported as each experiment's ``seed_simulator``."""
 
     def __call__(self, result: PrimitiveResult[PubResult]) -> Result:
         """The ``Result``, one experiment per circuit."""
@@ -111,8 +113,6 @@ class ToResult:
             }
             if self.memory:
                 data["memory"] = [keys[i] for i in inverse]
-            metadata = dict(pub_result.metadata)
-            chunk = metadata.get("raysession", {})
             experiments.append(
                 ExperimentResult(
                     shots=int(counts.sum()),
@@ -121,8 +121,8 @@ class ToResult:
                     meas_level=2,
                     header=dict(layout.header),
                     status="DONE",
-                    seed_simulator=chunk.get("chunk_seed", chunk.get("seed")),
-                    metadata=metadata,
+                    seed_simulator=self.seed,
+                    metadata=dict(pub_result.metadata),
                 )
             )
         return Result(
@@ -151,7 +151,6 @@ class ToEstimatorResult:
                 "shots": self.shots,
                 "precision": pub_result.metadata.get("target_precision"),
                 "std_error": float(pub_result.data.stds),
-                "raysession": pub_result.metadata.get("raysession", {}),
             }
             for pub_result in result
         ]
@@ -177,7 +176,5 @@ class ToSamplerResult:
                     probabilities, shots=shots, stddev_upper_bound=math.sqrt(1 / shots)
                 )
             )
-            metadata.append(
-                {"shots": shots, "raysession": pub_result.metadata.get("raysession", {})}
-            )
+            metadata.append({"shots": shots})
         return SamplerResult(quasi_dists, metadata)

@@ -9,6 +9,7 @@ Qiskit :class:`~qiskit.result.Result`.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -174,6 +175,8 @@ class RayBackend(BackendV2):  # type: ignore[misc]
         merged = {**self.options.__dict__, **options}
         shots, memory = merged.pop("shots"), bool(merged.pop("memory"))
         seed = merged.pop("seed_simulator")
+        if seed is None:  # drawn here, so that the Result can report it
+            seed = secrets.randbelow(2**31)
         sampler_options = SamplerOptions(
             default_shots=shots,
             simulator=SimulatorOptions(seed_simulator=seed),
@@ -192,7 +195,7 @@ class RayBackend(BackendV2):  # type: ignore[misc]
             job = session.submit(pubs, sampler_options)
         else:
             job = SamplerV2(mode=self.aer_backend, options=sampler_options).run(pubs)
-        converter = ToResult(layouts, self.name, job.job_id(), memory)
+        converter = ToResult(layouts, self.name, job.job_id(), memory, seed)
         return RuntimeJob(job, converter, backend=self)
 
 

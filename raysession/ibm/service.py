@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 
 from .._connect import NAMESPACE, actor_name, ensure_ray
 from .._courier import deliver
 from .._messages import JobInfo, SessionDetails
 from ..errors import SessionNotFoundError
-from ..job import RuntimeJobV2
+from ..job import RuntimeJobV2, check_tags
 from ..session import list_sessions
 from . import _catalog
 from .provider import RayBackend, select_backends
@@ -191,22 +192,40 @@ class QiskitRuntimeService:
         skip: int = 0,
         backend_name: str | None = None,
         pending: bool | None = None,
+        program_id: str | None = None,
+        instance: str | None = None,
+        job_tags: list[str] | None = None,
         session_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         descending: bool = True,
     ) -> list[RuntimeJobV2]:
-        """Jobs of the live sessions on the cluster, newest first.
+        """Jobs of the live sessions on the cluster, newest first, as qiskit-ibm-runtime's
+        ``jobs()`` lists them; every filter given must match.
+
+        Only live sessions keep job records (the last 2,000 of each): the jobs of a
+        session that ended are not listed.
 
         Args:
             limit: Most jobs returned; ``None`` for all.
             skip: Jobs to skip from the start of the order.
             backend_name: Only jobs that ran on this backend.
             pending: Only queued or running jobs (True), or only finished ones (False).
+            program_id: Only ``"estimator"`` or only ``"sampler"`` jobs.
+            instance: Ignored (there are no instances).
+            job_tags: Only jobs that have every one of these tags.
             session_id: Only the jobs of this session.
+            created_after: Only jobs created at or after this time (naive: local time).
+            created_before: Only jobs created at or before this time (naive: local time).
             descending: Newest first (True) or oldest first (False).
 
         Raises:
+            TypeError: ``job_tags`` is not a list of strings.
             SessionNotFoundError: ``session_id`` is not a live session.
         """
+        wanted_tags = set(check_tags(job_tags)) if job_tags is not None else set()
+        after = None if created_after is None else created_after.timestamp()
+        before = None if created_before is None else created_before.timestamp()
         ensure_ray()
         session_ids = [session_id] if session_id is not None else list_sessions()
         actors = _live_session_actors(session_ids)
@@ -215,6 +234,17 @@ class QiskitRuntimeService:
                 f"No live session has id {session_id}; a session's job records end with it.",
                 session_id=session_id,
             )
+
+        def matches(info: JobInfo) -> bool:
+            created = info.metrics.created
+            return (
+                (pending is None or pending != info.status.is_final)
+                and (program_id is None or info.primitive_id == program_id)
+                and wanted_tags <= set(info.tags)
+                and (after is None or created >= after)
+                and (before is None or created <= before)
+            )
+
         found: list[tuple[Any, str, JobInfo]] = []
         for sid, actor in actors:
             try:
@@ -223,14 +253,14 @@ class QiskitRuntimeService:
                     continue
                 job_ids: list[str] = ray.get(actor.job_ids.remote())
                 infos: list[JobInfo] = ray.get([actor.job_info.remote(j) for j in job_ids])
-            except RayActorError:
+            except (RayActorError, RayTaskError):  # it ended, or pruned a job meanwhile
                 continue
-            found += [
-                (actor, sid, info)
-                for info in infos
-                if pending is None or pending != info.status.is_final
-            ]
-        found.sort(key=lambda item: item[2].metrics.created, reverse=descending)
+            found += [(actor, sid, info) for info in infos if matches(info)]
+        # The sequence breaks ties between jobs of one session accepted in the same instant.
+        found.sort(
+            key=lambda item: (item[2].metrics.created, item[2].metrics.sequence),
+            reverse=descending,
+        )
         stop = None if limit is None else skip + limit
         return [_job_handle(actor, sid, info) for actor, sid, info in found[skip:stop]]
 
@@ -261,4 +291,5 @@ def _job_handle(actor: Any, session_id: str, info: JobInfo) -> RuntimeJobV2:
         session_id=session_id,
         actor=actor,
         created=info.metrics.created,
+        tags=info.tags,
     )

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
+from qiskit.primitives import DataBin, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit_aer.primitives import EstimatorV2 as AerEstimator
@@ -9,6 +10,7 @@ from qiskit_aer.primitives import SamplerV2 as AerSampler
 
 from raysession.backends._aer_exec import AerExecutor
 from raysession.backends._partition import (
+    TIMING_PREFIX,
     PubSpec,
     chunk_pubs,
     chunk_seed,
@@ -61,15 +63,8 @@ def _run_chunks(kind, real_pubs, chunk_size, seed=11):
         else:
             prim = AerSampler(seed=s)
         out = list(prim.run([_real(p) for p in chunk_pubs(pubs, chunk)]).result())
-        for r in out:
-            r.metadata["raysession"] = {
-                "worker": "w",
-                "chunk": chunk.index,
-                "chunk_seed": s,
-                "execution_s": 0.0,
-            }
         results.append(out)
-    return chunks, join(pubs, chunks, results, {"job_id": "j"})
+    return chunks, join(pubs, chunks, results)
 
 
 def test_small_pubs_are_packed_into_one_chunk():
@@ -122,7 +117,6 @@ def test_split_sampler_keeps_shapes_and_registers():
     meas = result[0].data.meas
     assert meas.shape == (9, 4) and meas.num_shots == 50 and meas.num_bits == 2
     assert result[0].metadata["shots"] == 50
-    assert result[0].metadata["raysession"]["chunks"] == [0, 1, 2, 3, 4]
 
 
 def _execute(kind, pubs, chunks, seed, order):
@@ -135,16 +129,8 @@ def _execute(kind, pubs, chunks, seed, order):
         s = chunk_seed(seed, chunk.index, len(chunks))
         ready = [(p, _CIRCUITS[p.circuit_key]) for p in chunk_pubs(pubs, chunk)]
         run = executor.estimate if kind == "estimator" else executor.sample
-        out = list(run(ready, s, {}))
-        for r in out:
-            r.metadata["raysession"] = {
-                "worker": "w",
-                "chunk": chunk.index,
-                "chunk_seed": s,
-                "execution_s": 0.0,
-            }
-        by_index[chunk.index] = out
-    return join(pubs, chunks, [by_index[c.index] for c in chunks], {"job_id": "j"})
+        by_index[chunk.index] = list(run(ready, s, {}))
+    return join(pubs, chunks, [by_index[c.index] for c in chunks])
 
 
 def _data(result):
@@ -228,7 +214,6 @@ def test_a_one_chunk_job_runs_with_the_job_seed_exactly():
     result = _execute("sampler", pubs, chunks, 1234, [0])
     expected = AerSampler(seed=1234).run([real]).result()
     np.testing.assert_array_equal(result[0].data.meas.array, expected[0].data.meas.array)
-    assert result[0].metadata["raysession"]["chunk_seeds"] == [1234]
 
 
 # chunk_seed(1234, i, n > 1) for i = 0..3, recorded once: a change makes old seeded results differ.
@@ -263,3 +248,53 @@ def test_split_sampler_job_draws_new_bits_in_every_chunk_and_the_same_on_a_rerun
     rows = {bits[i].tobytes() for i in range(12)}
     assert len(rows) == 12, "a row repeats another row's bits"
     np.testing.assert_array_equal(rerun, bits)
+
+
+def _without_timings(metadata):
+    """A PUB's metadata with Aer's run timings blanked: no two runs share them."""
+    simulator = {
+        k: (None if k.startswith(TIMING_PREFIX) else v)
+        for k, v in metadata["simulator_metadata"].items()
+    }
+    return {**metadata, "simulator_metadata": simulator}
+
+
+@pytest.mark.parametrize("kind", ["estimator", "sampler"])
+def test_split_job_metadata_is_exactly_one_aer_runs_issue_9(kind):
+    qc = _circuit(measure=kind == "sampler")
+    qc.metadata = {"experiment": "issue-9"}
+    rng = np.random.default_rng(6)
+    if kind == "estimator":
+        real = [EstimatorPub.coerce((qc, "ZZ", rng.uniform(0, 3, (12, 2))), 0.25)]
+        expected = AerEstimator(options={"run_options": {"seed_simulator": 5}}).run(real).result()
+    else:
+        real = [SamplerPub.coerce((qc, rng.uniform(0, 3, (12, 2)), 32))]
+        expected = AerSampler(seed=5).run(real).result()
+    pubs = [_spec(p) for p in real]
+    chunks = plan(pubs, 4)
+    assert len(chunks) == 3
+    result = _execute(kind, pubs, chunks, 5, [0, 1, 2])
+    assert result.metadata == expected.metadata == {"version": 2}
+    for got, want in zip(result, expected, strict=True):
+        assert set(got.metadata) == set(want.metadata)
+        assert set(got.metadata["simulator_metadata"]) == set(want.metadata["simulator_metadata"])
+        assert _without_timings(got.metadata) == _without_timings(want.metadata)
+        assert got.metadata["circuit_metadata"] == {"experiment": "issue-9"}
+
+
+def test_join_sums_the_simulator_timings_of_a_split_pubs_pieces():
+    qc = _circuit()
+    pub = _spec(EstimatorPub.coerce((qc, "ZZ", np.zeros((4, 2))), 0.0))
+    chunks = plan([pub], 2)
+    assert len(chunks) == 2
+
+    def piece(seconds):
+        data = DataBin(evs=np.zeros(2), stds=np.zeros(2), shape=(2,))
+        simulator = {"time_taken_execute": seconds, "omp_enabled": True}
+        return PubResult(data, metadata={"target_precision": 0.0, "simulator_metadata": simulator})
+
+    joined = join([pub], chunks, [[piece(1.5)], [piece(2.0)]])
+    assert joined[0].metadata == {
+        "target_precision": 0.0,
+        "simulator_metadata": {"time_taken_execute": 3.5, "omp_enabled": True},
+    }
