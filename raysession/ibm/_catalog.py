@@ -166,7 +166,13 @@ def target(name: str) -> Target:
         cached = _targets.get(name)
     if cached is not None:
         return cached
-    built = pool(name).target if is_known(name) else aer_target({})
+    # The same target as the name's AerBackend has, without registering a pool for it (a
+    # registered pool counts as running for least_busy).
+    known = entry(name) if is_known(name) else None
+    if known is not None and known.device is not None:
+        built: Target = known.device.target
+    else:
+        built = aer_target(known.aer_options if known is not None else {})
     with _lock:
         return _targets.setdefault(name, built)
 
