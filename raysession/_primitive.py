@@ -7,8 +7,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.providers import BackendV2
 
 from ._submit import submit_job
+from .backends._device import simulator_of
 from .backends._partition import Kind
 from .backends.base import Backend, ProvidesBackend, is_backend
 from .errors import RaySessionWarning
@@ -40,10 +42,13 @@ def resolve_mode(mode: object, primitive: str) -> Session | Backend:
     if isinstance(mode, ProvidesBackend):
         # A service's or provider's backend object: job mode on what it gives.
         return mode.raysession_backend()
+    if isinstance(mode, BackendV2):
+        # Any Qiskit backend, as IBM's local testing mode: simulated with its noise.
+        return simulator_of(mode)
     raise ValueError(
         f"{primitive}(mode={mode!r}) is not accepted: mode must be a raysession Session, "
         "Batch or backend (AerBackend, or a QiskitRuntimeService/RayProvider backend), "
-        "or None inside a `with Session(...)` block."
+        "a Qiskit BackendV2 (simulated), or None inside a `with Session(...)` block."
     )
 
 

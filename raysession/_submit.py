@@ -24,6 +24,7 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ._job_mode import job_mode_batch
+from .backends._device import check_isa, isa_target
 from .backends._partition import Kind, PubSpec, plan
 from .backends.base import Backend, JobSpec
 from .errors import SessionClosedError, SessionExpiredError
@@ -53,12 +54,18 @@ def submit_job(
             ``QiskitRuntimeService.jobs(job_tags=...)``.
 
     Raises:
-        ValueError: ``max_execution_time`` is not below the session's ``max_time``.
+        ValueError: ``max_execution_time`` is not below the session's ``max_time``, or a
+            circuit is not ISA for a simulated device's target.
         TypeError: ``tags`` is not a sequence of strings.
         SessionClosedError, SessionExpiredError: the session takes no new jobs.
     """
     if tags is None:
         tags = options.environment.job_tags or ()
+    target = mode.isa_target if isinstance(mode, Session) else isa_target(mode)
+    if target is not None:
+        name = mode.backend() if isinstance(mode, Session) else mode.name
+        for pub in pubs:
+            check_isa(pub.circuit, circuit_key(pub.circuit)[0], target, name)
     if isinstance(mode, Session):
         check_execution_time(options, mode.max_time)
         return mode._submit(build_spec(kind, pubs, options, mode.session_id, job_id, tags=tags))

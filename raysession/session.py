@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import ray
+from qiskit.providers import BackendV2
+from qiskit.transpiler import Target
 from ray.exceptions import RayActorError, RayTaskError
 
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
@@ -19,6 +21,7 @@ from ._lifecycle import SessionState
 from ._messages import Admission, JobInfo, SessionDetails
 from ._session_actor import SessionActor
 from ._session_records import Mode, SessionConfig, session_actor_options
+from .backends._device import isa_target, simulator_of
 from .backends.base import Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
 from .errors import RaySessionError, SessionNotFoundError
 from .job import RuntimeJobV2, take_seen_done
@@ -44,10 +47,12 @@ def set_default_backend_source(factory: Callable[[], BackendSource] | None) -> N
 
 
 def resolve_backend(
-    backend: Backend | ProvidesBackend | str | None, service: BackendSource | None
+    backend: Backend | ProvidesBackend | BackendV2 | str | None, service: BackendSource | None
 ) -> Backend:
-    """The backend jobs run on: ``backend`` itself, what a backend object gives, or the
-    backend a service (``service``, else the default source) gives for a name or ``None``.
+    """The backend jobs run on: ``backend`` itself, what a backend object gives, the
+    simulator of any other Qiskit ``BackendV2`` (one per object, see
+    :meth:`AerBackend.from_backend`), or the backend a service (``service``, else the
+    default source) gives for a name or ``None``.
 
     Raises:
         ValueError: ``backend`` is none of these, or a name has no service to resolve it.
@@ -57,9 +62,12 @@ def resolve_backend(
             return backend
         if isinstance(backend, ProvidesBackend):
             return backend.raysession_backend()
+        if isinstance(backend, BackendV2):
+            return simulator_of(backend)
         raise ValueError(
             "backend must be a raysession backend such as AerBackend, a backend name, "
-            f"or a backend from QiskitRuntimeService, not {type(backend).__name__}"
+            f"a backend from QiskitRuntimeService or a Qiskit BackendV2, "
+            f"not {type(backend).__name__}"
         )
     source = service
     if source is None and backend is not None and _default_source is not None:
@@ -127,7 +135,7 @@ class Session:
 
     def __init__(
         self,
-        backend: Backend | ProvidesBackend | str | None = None,
+        backend: Backend | ProvidesBackend | BackendV2 | str | None = None,
         max_time: int | str | None = None,
         *,
         service: BackendSource | None = None,
@@ -160,23 +168,29 @@ class Session:
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
         courier(refresh=True)  # up (again) before a queued job finishes
-        self._init_handle(session_id, actor, ray.get(actor.start.remote()))
+        self._init_handle(session_id, actor, ray.get(actor.start.remote()), isa_target(backend))
         logger.info("created %s %s on %s", self._MODE, session_id, backend.name)
 
-    def _init_handle(self, session_id: str, actor: Any, details: SessionDetails) -> None:
+    def _init_handle(
+        self, session_id: str, actor: Any, details: SessionDetails, target: Target | None = None
+    ) -> None:
         self._session_id = session_id
+        self._isa_target = target
         self._actor = actor
         self._details_seen = details
         self._tokens: list[contextvars.Token[Session | None]] = []
 
     @classmethod
-    def _attach(cls, session_id: str, actor: Any, details: SessionDetails) -> Session:
+    def _attach(
+        cls, session_id: str, actor: Any, details: SessionDetails, target: Target | None = None
+    ) -> Session:
         self = cls.__new__(cls)
-        self._init_handle(session_id, actor, details)
+        self._init_handle(session_id, actor, details, target)
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self)._attach, (self._session_id, self._actor, self._details_seen))
+        state = (self._session_id, self._actor, self._details_seen, self._isa_target)
+        return (type(self)._attach, state)
 
     @classmethod
     def from_id(cls, session_id: str) -> Session:
@@ -207,6 +221,13 @@ class Session:
     def session_id(self) -> str:
         """The session's id."""
         return self._session_id
+
+    @property
+    def isa_target(self) -> Target | None:
+        """The target this session's circuits must be ISA for (a simulated device's), or
+        ``None``: a plain simulator runs any circuit Aer runs. A handle from
+        :meth:`from_id` does not know it and checks nothing."""
+        return self._isa_target
 
     @property
     def max_time(self) -> int:

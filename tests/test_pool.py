@@ -146,8 +146,8 @@ def test_backends_with_other_aer_options_share_one_worker_of_their_shape():
     plain, clifford = AerBackend(max_workers=1), AerBackend(method="stabilizer", max_workers=1)
     with Session(plain) as first, Session(clifford) as second:
         a = EstimatorV2(mode=first, options=EXACT).run([(bell(False), "ZZ")])
+        a.result(timeout=120)  # before b is submitted: b must find a's worker idle
         b = SamplerV2(mode=second, options={"simulator": {"seed_simulator": 3}}).run([bell()])
-        a.result(timeout=120)
         assert set(b.result(timeout=120)[0].data.meas.get_counts()) == {"00", "11"}
         (used,) = workers_of(a)
         assert workers_of(b) == {used}

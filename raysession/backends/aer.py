@@ -1,4 +1,5 @@
-"""AerBackend: a description of an Aer simulator (options, worker shape, cap) run on the pool."""
+"""AerBackend: a description of an Aer simulator (options, worker shape, cap) run on the pool,
+and a Qiskit ``BackendV2`` whose target lists what that simulator runs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from qiskit.providers import BackendV2, Options
+from qiskit.transpiler import Target
 from qiskit_aer import AerSimulator
 from qiskit_aer.aererror import AerError
+from qiskit_aer.noise import NoiseModel
 from ray.exceptions import RayActorError
 
 from .._connect import ensure_ray
@@ -90,8 +94,14 @@ def _keyed(aer_options: dict[str, Any]) -> tuple[str, bytes]:
     return hashlib.blake2b(data, digest_size=16).hexdigest(), data
 
 
-class AerBackend:
+class AerBackend(BackendV2):  # type: ignore[misc]
     """An Aer simulator that runs on the Ray cluster's shared worker pool.
+
+    It is a Qiskit ``BackendV2``: its :attr:`target` lists exactly the instructions its
+    simulator runs (Aer's for the method, or a device's, see :meth:`from_backend`), so
+    ``transpile(circuits, backend)`` and ``generate_preset_pass_manager(backend=backend)``
+    work against it. Its ``run`` is the session's seam (it takes a job spec); run
+    circuits with :class:`~raysession.SamplerV2` or a service backend's ``run``.
 
     A backend is a description, cheap to build and to pickle: Aer options, the
     resource shape of a worker and an optional cap. It starts nothing. The cluster
@@ -155,6 +165,59 @@ class AerBackend:
             cap,
         )
 
+    @classmethod
+    def from_backend(
+        cls,
+        backend: BackendV2,
+        *,
+        name: str | None = None,
+        num_cpus_per_worker: float = 1,
+        num_gpus_per_worker: float = 0,
+        max_workers: int | None = None,
+        **aer_options: Any,
+    ) -> AerBackend:
+        """A simulator of ``backend`` (any Qiskit ``BackendV2``, such as a fake device or
+        ``GenericBackendV2``), as :meth:`qiskit_aer.AerSimulator.from_backend` builds one.
+
+        Its target is the device's (coupling map, basis gates, durations), so circuits
+        must be ISA for it: transpile them with
+        ``generate_preset_pass_manager(backend=simulator, optimization_level=1)``. Jobs
+        whose circuits are not are refused before they are queued. Unless ``noise_model``
+        is given, the device's noise (``NoiseModel.from_backend``) is simulated.
+
+        Args:
+            backend: The device to simulate.
+            name: The simulator's name. Default: ``"aer_simulator_from(<device name>)"``.
+            num_cpus_per_worker, num_gpus_per_worker, max_workers: As for :class:`AerBackend`.
+            **aer_options: Further :class:`qiskit_aer.AerSimulator` options.
+
+        Raises:
+            TypeError: ``backend`` is not a ``BackendV2``.
+            ValueError: an Aer option is unknown or invalid.
+
+        Example:
+            >>> from qiskit.providers.fake_provider import GenericBackendV2
+            >>> AerBackend.from_backend(GenericBackendV2(5, seed=1)).num_qubits
+            5
+        """
+        if not isinstance(backend, BackendV2):
+            raise TypeError(
+                f"from_backend() takes a Qiskit BackendV2, not {type(backend).__name__}"
+            )
+        if "noise_model" not in aer_options:
+            noise = NoiseModel.from_backend(backend)
+            if not noise.is_ideal():
+                aer_options["noise_model"] = noise
+        built = cls(
+            name=name or f"aer_simulator_from({backend.name})",
+            num_cpus_per_worker=num_cpus_per_worker,
+            num_gpus_per_worker=num_gpus_per_worker,
+            max_workers=max_workers,
+            **aer_options,
+        )
+        built._target, built._is_device = backend.target, True
+        return built
+
     def _init(
         self,
         backend_id: str,
@@ -162,9 +225,14 @@ class AerBackend:
         aer_options: dict[str, Any],
         shape: Shape,
         cap: int | None,
+        target: Target | None = None,
     ) -> None:
         self._id, self._name, self._aer_options = backend_id, name, aer_options
+        BackendV2.__init__(self, name=name, description=f"Aer simulator {name} on Ray")
+        self._options.update_options(**aer_options)
         self._shape, self._cap = shape, cap
+        # A device's target (from_backend); else None until Aer's is built on first read.
+        self._target, self._is_device = target, target is not None
         self._sim: tuple[str, bytes] | None = None
         self._capacity: int | None = None
 
@@ -176,13 +244,16 @@ class AerBackend:
         aer_options: dict[str, Any],
         shape: Shape,
         cap: int | None,
+        target: Target | None = None,
     ) -> AerBackend:
         self = cls.__new__(cls)
-        self._init(backend_id, name, aer_options, shape, cap)
+        self._init(backend_id, name, aer_options, shape, cap, target)
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = (self._id, self._name, self._aer_options, self._shape, self._cap)
+        # Aer's own target is rebuilt from the options; a device's travels with it.
+        device_target = self._target if self.is_device else None
+        state = (self._id, self._name, self._aer_options, self._shape, self._cap, device_target)
         return (AerBackend._restore, state)
 
     # ----------------------------------------------------------------- reading
@@ -191,6 +262,45 @@ class AerBackend:
     def name(self) -> str:
         """The backend's name."""
         return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        # BackendV2.__init__ assigns it.
+        self._name = value
+
+    @property
+    def target(self) -> Target:
+        """The transpiler target: exactly what this backend's simulator runs (Aer's
+        instructions for its method, all-to-all), or the simulated device's target."""
+        if self._target is None:
+            self._target = aer_target(self._aer_options)
+        return self._target
+
+    @property
+    def is_device(self) -> bool:
+        """True for a simulated device (:meth:`from_backend`): its jobs' circuits must be
+        ISA for :attr:`target`; a plain simulator runs any circuit Aer runs."""
+        return self._is_device
+
+    @property
+    def max_circuits(self) -> None:
+        """No limit on the circuits of one job."""
+        return None
+
+    @classmethod
+    def _default_options(cls) -> Options:
+        return Options()
+
+    def set_options(self, **fields: Any) -> None:
+        """Not supported: a backend is an immutable description.
+
+        Raises:
+            TypeError: always; build another with ``AerBackend(**options)``.
+        """
+        raise TypeError(
+            "AerBackend options are fixed at construction; build another backend with "
+            "AerBackend(**aer_options) or give per-job options to the primitives."
+        )
 
     @property
     def backend_id(self) -> str:
@@ -481,6 +591,13 @@ def _discard_outcome(task: asyncio.Future[Any]) -> None:
     """Mark the outcome of a chunk of an already failed job as seen."""
     if not task.cancelled():
         task.exception()
+
+
+def aer_target(aer_options: dict[str, Any]) -> Target:
+    """The target of an Aer simulator with these options: the instructions its method runs
+    (Aer's own list), on any qubits."""
+    target: Target = AerSimulator(**aer_options).target
+    return target
 
 
 def _check_aer_options(options: dict[str, Any], *, remote_gpu: bool) -> None:

@@ -2,10 +2,12 @@
 
 Names map to Aer simulator configurations: ``"aer_simulator"`` and
 ``"ibmq_qasm_simulator"`` (the automatic method, as IBM's cloud simulator
-was) and ``"aer_simulator_<method>"`` for Aer's sampling methods. Fake device
-backends (``"fake_..."``) are listed when a package that provides them
-(``qiskit_ibm_runtime.fake_provider``) is importable; they run on Aer with the
-device's noise model.
+was) and ``"aer_simulator_<method>"`` for Aer's sampling methods. Device-like
+backends are always listed: ``"generic_line_5q"`` and ``"generic_heavy_hex_19q"``, built
+from Qiskit's ``GenericBackendV2`` with fixed seeds (so their noise is the same in every
+process), and qiskit-ibm-runtime's fake devices (``"fake_..."``) when that optional
+package is importable. A device runs on Aer with its noise model, and its circuits must be
+ISA for its target (:meth:`AerBackend.from_backend`).
 
 A pool of Aer workers is started for a name the first time a job needs it and
 is then shared by every session, service and provider backend of this process,
@@ -26,11 +28,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qiskit_aer import AerSimulator
-from qiskit_aer.noise import NoiseModel
+from qiskit.providers.fake_provider import GenericBackendV2
+from qiskit.transpiler import CouplingMap
 
 from .._env import env_count
 from ..backends import AerBackend
+from ..backends.aer import aer_target
 
 if TYPE_CHECKING:
     from qiskit.transpiler import Target
@@ -59,17 +62,11 @@ class BackendEntry:
 
     name: str
     aer_options: dict[str, Any] = field(default_factory=dict)
-    """Options of :class:`qiskit_aer.AerSimulator` the pool's workers are built with
-    (a fake device's noise model is added when its pool starts)."""
+    """Options of :class:`qiskit_aer.AerSimulator` the workers are built with (a device's
+    noise model is added by :meth:`AerBackend.from_backend`)."""
     description: str = ""
     device: Any = None
-    """The fake device backend the entry simulates, if any (its target is used)."""
-
-    def simulator_options(self) -> dict[str, Any]:
-        """The Aer options of the pool: :attr:`aer_options`, plus the device's noise model."""
-        if self.device is None:
-            return dict(self.aer_options)
-        return {**self.aer_options, "noise_model": NoiseModel.from_backend(self.device)}
+    """The device (a ``BackendV2``) the entry simulates, if any: its target and noise."""
 
 
 def _aer_entries() -> list[BackendEntry]:
@@ -84,6 +81,23 @@ def _aer_entries() -> list[BackendEntry]:
         for method in _SAMPLING_METHODS
     ]
     return entries
+
+
+def _generic_entries() -> list[BackendEntry]:
+    """Device-like backends that need no optional package: Qiskit's ``GenericBackendV2`` on
+    fixed coupling maps, with fixed seeds so every process builds the same noise."""
+    devices = {
+        "generic_line_5q": GenericBackendV2(5, coupling_map=CouplingMap.from_line(5), seed=5),
+        "generic_heavy_hex_19q": GenericBackendV2(
+            19, coupling_map=CouplingMap.from_heavy_hex(3), seed=19
+        ),
+    }
+    return [
+        BackendEntry(
+            name, {}, f"Aer with the noise of a {device.num_qubits}-qubit generic device", device
+        )
+        for name, device in devices.items()
+    ]
 
 
 def _fake_entries() -> list[BackendEntry]:
@@ -110,12 +124,12 @@ _pools: dict[str, AerBackend] = {}
 
 
 def entries() -> dict[str, BackendEntry]:
-    """Every backend the catalog knows, by name (Aer names first, then fake devices)."""
+    """Every backend the catalog knows, by name (Aer names first, then devices)."""
     global _fakes
     with _lock:
         if _fakes is None:
             # Loaded on first listing only: importing the fake devices takes seconds.
-            _fakes = {each.name: each for each in _fake_entries()}
+            _fakes = {each.name: each for each in [*_generic_entries(), *_fake_entries()]}
         return {**_AER_ENTRIES, **_fakes}
 
 
@@ -146,16 +160,19 @@ def _known_names(known: dict[str, BackendEntry]) -> str:
 
 
 def target(name: str) -> Target:
-    """The transpiler target of the backend called ``name`` (plain Aer's for unknown names)."""
+    """The transpiler target of the backend called ``name``: what its simulator runs (a
+    device's target for a device; plain Aer's for unknown names)."""
     with _lock:
         cached = _targets.get(name)
     if cached is not None:
         return cached
+    # The same target as the name's AerBackend has, without registering a pool for it (a
+    # registered pool counts as running for least_busy).
     known = entry(name) if is_known(name) else None
     if known is not None and known.device is not None:
         built: Target = known.device.target
     else:
-        built = AerSimulator(**(known.aer_options if known is not None else {})).target
+        built = aer_target(known.aer_options if known is not None else {})
     with _lock:
         return _targets.setdefault(name, built)
 
@@ -184,7 +201,12 @@ def pool(name: str) -> AerBackend:
         existing = _pools.get(name)
         if existing is not None:
             return existing
-        built = AerBackend(max_workers=num_workers(), name=name, **known.simulator_options())
+        if known.device is not None:
+            built = AerBackend.from_backend(
+                known.device, name=name, max_workers=num_workers(), **known.aer_options
+            )
+        else:
+            built = AerBackend(max_workers=num_workers(), name=name, **known.aer_options)
         _pools[name] = built
         return built
 

@@ -18,6 +18,7 @@ from qiskit import QuantumCircuit
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
+from qiskit_aer import AerSimulator
 
 from .._option_groups import RaySessionOptions, SimulatorOptions
 from ..backends import AerBackend
@@ -29,6 +30,9 @@ from .provider_session import ProviderSession
 from .runtime_job import RuntimeJob
 
 __all__ = ["RayBackend", "RayProvider"]
+
+# The options AerSimulator.run uses; it ignores the others.
+AER_OPTION_NAMES = frozenset(AerSimulator().options.keys())
 
 DEFAULT_SHOTS = 4000
 """Shots per circuit when ``run()`` gives none, as on IBM's cloud simulator."""
@@ -81,7 +85,8 @@ class RayBackend(BackendV2):  # type: ignore[misc]
 
     @property
     def target(self) -> Target:
-        """The transpiler target: Aer's, or the fake device's."""
+        """The transpiler target: what the simulator runs (Aer's for its method, or the
+        device's)."""
         return _catalog.target(self.name)
 
     @property
@@ -158,8 +163,13 @@ class RayBackend(BackendV2):  # type: ignore[misc]
         Args:
             run_input: A circuit or a list of circuits, with bound parameters and
                 measurements into classical registers.
-            **options: ``shots`` (default 4000), ``memory`` (also return each
-                shot's outcome), ``seed_simulator``, and any Aer run option.
+            **options: The run options :meth:`qiskit_aer.AerSimulator.run` takes:
+                ``shots`` (default 4000), ``memory`` (also return each shot's outcome),
+                ``seed_simulator``, ``parameter_binds`` (one ``{parameter: values}`` per
+                circuit; each binding is one experiment of the result, as in Aer) and any
+                Aer option. Others (``meas_level``, ``meas_return``, ``init_qubits``, ...)
+                are ignored as Aer ignores them: a simulator returns classified
+                (``meas_level=2``) counts only.
 
         Returns:
             The job; its ``result()`` is a :class:`~qiskit.result.Result`.
@@ -177,6 +187,9 @@ class RayBackend(BackendV2):  # type: ignore[misc]
         seed = merged.pop("seed_simulator")
         if seed is None:  # drawn here, so that the Result can report it
             seed = secrets.randbelow(2**31)
+        circuits = bind_parameters(circuits, merged.pop("parameter_binds", None))
+        # As AerSimulator.run: options it does not know are ignored, not errors.
+        merged = {key: value for key, value in merged.items() if key in AER_OPTION_NAMES}
         sampler_options = SamplerOptions(
             default_shots=shots,
             simulator=SimulatorOptions(seed_simulator=seed),
@@ -197,6 +210,32 @@ class RayBackend(BackendV2):  # type: ignore[misc]
             job = SamplerV2(mode=self.aer_backend, options=sampler_options).run(pubs)
         converter = ToResult(layouts, self.name, job.job_id(), memory, seed)
         return RuntimeJob(job, converter, backend=self)
+
+
+def bind_parameters(
+    circuits: list[QuantumCircuit], binds: Sequence[dict[Any, Sequence[float]]] | None
+) -> list[QuantumCircuit]:
+    """The circuits with ``parameter_binds`` applied as :meth:`AerSimulator.run` does: one
+    bound circuit per binding, circuit by circuit.
+
+    Raises:
+        TypeError: the number of bindings is not the number of circuits.
+    """
+    if not binds:
+        return circuits
+    if len(binds) != len(circuits):
+        raise TypeError(
+            f"parameter_binds has {len(binds)} entries for {len(circuits)} circuits; give one "
+            "{parameter: values} dict per circuit"
+        )
+    bound = []
+    for circuit, bind in zip(circuits, binds, strict=True):
+        sizes = {len(values) for values in bind.values()}
+        if len(sizes) > 1:
+            raise TypeError("parameter_binds: every parameter of a circuit needs as many values")
+        for index in range(sizes.pop() if sizes else 1):
+            bound.append(circuit.assign_parameters({p: v[index] for p, v in bind.items()}))
+    return bound
 
 
 def _backend_named(name: str, provider: Any) -> RayBackend:

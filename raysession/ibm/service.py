@@ -111,7 +111,8 @@ class QiskitRuntimeService:
             min_num_qubits: Only backends with at least this many qubits.
             instance: Ignored (there are no instances).
             filters: Only backends for which this returns True.
-            simulator: Only Aer simulators (True) or only fake devices (False).
+            simulator: Only Aer simulators (True) or only device-like backends (False): the
+                generic devices, and qiskit-ibm-runtime's fake devices if it is installed.
             operational: Every backend here is operational; False selects none.
 
         Raises:
@@ -138,8 +139,7 @@ class QiskitRuntimeService:
         else the first matching one.
 
         Raises:
-            ValueError: no backend matches; with ``simulator=False``, none is installed
-                (``pip install qiskit-ibm-runtime`` provides fake devices).
+            ValueError: no backend matches.
         """
         candidates = self.backends(
             min_num_qubits=min_num_qubits,
@@ -149,9 +149,8 @@ class QiskitRuntimeService:
         )
         if not candidates:
             raise ValueError(
-                "No backend matches the criteria. This service has Aer simulators"
-                + ("" if simulator is not False else " and no fake devices installed")
-                + f": {', '.join(_catalog.entries())}."
+                f"No backend matches the criteria. This service has: "
+                f"{', '.join(_catalog.entries())}."
             )
         running = _catalog.running_pools()
         return min(
