@@ -10,6 +10,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.providers import BackendV2
 
 from ._submit import submit_job
+from .backends import AerBackend
 from .backends._device import simulator_of
 from .backends._partition import Kind
 from .backends.base import Backend, ProvidesBackend, is_backend
@@ -23,20 +24,31 @@ OptionsT = TypeVar("OptionsT", EstimatorOptions, SamplerOptions)
 ModeLike = Session | Backend
 
 
+_default_backend: AerBackend | None = None
+
+
+def default_backend() -> AerBackend:
+    """The backend of primitives built without ``mode=`` outside a ``with Session`` block:
+    one ``AerBackend()`` per process (a description; its workers are the shared pool)."""
+    global _default_backend
+    if _default_backend is None:
+        _default_backend = AerBackend()
+    return _default_backend
+
+
 def resolve_mode(mode: object, primitive: str) -> Session | Backend:
     """The session, batch or backend a primitive submits to.
 
+    ``None`` is the enclosing ``with Session(...)`` / ``with Batch(...)`` block's
+    session, else job mode on :func:`default_backend`, so code written for
+    ``qiskit_aer.primitives`` (``EstimatorV2(options=...)``) runs unchanged.
+
     Raises:
-        ValueError: ``mode`` is none of them, or is ``None`` outside a ``with Session`` block.
+        ValueError: ``mode`` is none of these.
     """
     if mode is None:
         session = current_session()
-        if session is None:
-            raise ValueError(
-                f"{primitive} needs mode=: a Session, a Batch or an AerBackend, "
-                "or construct it inside a `with Session(...)` / `with Batch(...)` block."
-            )
-        return session
+        return default_backend() if session is None else session
     if isinstance(mode, Session) or is_backend(mode):
         return mode
     if isinstance(mode, ProvidesBackend):

@@ -8,6 +8,7 @@ from typing import Any
 from qiskit.primitives import BaseEstimatorV2
 from qiskit.primitives.containers import EstimatorPubLike
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.providers import BackendV2
 
 from ._primitive import BasePrimitive
 from .backends.base import Backend
@@ -28,9 +29,11 @@ class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ig
     standard error ``precision`` from a seeded generator.
 
     Args:
-        mode: A :class:`~raysession.Session`, :class:`~raysession.Batch` or
-            :class:`~raysession.AerBackend` (job mode); ``None`` inside a
-            ``with Session(...)`` block binds to that session.
+        mode: A :class:`~raysession.Session`, :class:`~raysession.Batch`, an
+            :class:`~raysession.AerBackend` or any Qiskit ``BackendV2`` (job mode, a
+            device simulated with its noise); ``None`` binds to the enclosing
+            ``with Session(...)`` block, else runs in job mode on a default
+            ``AerBackend()``, as ``qiskit_aer.primitives`` run on ``AerSimulator()``.
         options: :class:`~raysession.EstimatorOptions` (qiskit-ibm-runtime's V2 option
             tree), a dict of it, or ``qiskit_aer.primitives.EstimatorV2``'s options dict
             (``default_precision``, ``backend_options``, ``run_options``).
@@ -49,7 +52,7 @@ class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ig
 
     def __init__(
         self,
-        mode: Session | Backend | None = None,
+        mode: Session | Backend | BackendV2 | None = None,
         options: EstimatorOptions | dict[str, Any] | None = None,
     ) -> None:
         BasePrimitive.__init__(self, mode, options)

@@ -9,6 +9,7 @@ from typing import Any
 from qiskit.primitives import BaseSamplerV2
 from qiskit.primitives.containers import SamplerPubLike
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.providers import BackendV2
 
 from ._primitive import BasePrimitive
 from .backends.base import Backend
@@ -29,9 +30,11 @@ class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[m
     ``qiskit_aer.primitives.SamplerV2`` with that seed.
 
     Args:
-        mode: A :class:`~raysession.Session`, :class:`~raysession.Batch` or
-            :class:`~raysession.AerBackend` (job mode); ``None`` inside a
-            ``with Session(...)`` block binds to that session.
+        mode: A :class:`~raysession.Session`, :class:`~raysession.Batch`, an
+            :class:`~raysession.AerBackend` or any Qiskit ``BackendV2`` (job mode, a
+            device simulated with its noise); ``None`` binds to the enclosing
+            ``with Session(...)`` block, else runs in job mode on a default
+            ``AerBackend()``, as ``qiskit_aer.primitives`` run on ``AerSimulator()``.
         options: :class:`~raysession.SamplerOptions` (qiskit-ibm-runtime's V2 option
             tree), a dict of it, or ``qiskit_aer.primitives.SamplerV2``'s options dict
             (``default_shots``, ``backend_options``, ``run_options``).
@@ -49,7 +52,7 @@ class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[m
 
     def __init__(
         self,
-        mode: Session | Backend | None = None,
+        mode: Session | Backend | BackendV2 | None = None,
         options: SamplerOptions | dict[str, Any] | None = None,
     ) -> None:
         BasePrimitive.__init__(self, mode, options)

@@ -380,7 +380,9 @@ def test_service_lists_the_aer_backends_and_only_installed_fake_devices(service)
     assert names[:2] == ["aer_simulator", QASM]
     assert "aer_simulator_statevector" in names
     assert service.backend(QASM) is service.get_backend(QASM)
-    assert service.backends(min_num_qubits=100) == [service.backend("aer_simulator_stabilizer")]
+    assert service.backends(min_num_qubits=100, simulator=True) == [
+        service.backend("aer_simulator_stabilizer")
+    ]
     assert service.backends(operational=False) == []
     # The least busy backend is one whose pool already runs.
     assert service.least_busy().name == QASM

@@ -85,7 +85,9 @@ def test_from_backend_counts_equal_aer_simulator_from_backend(device):
     """A job run as one chunk runs the circuit on AerSimulator(noise_model=device's noise)
     with the job's seed, exactly what AerSimulator.from_backend(device).run does."""
     circuit = isa(bell(), device)
-    ours = SamplerV2(mode=AerBackend.from_backend(device), options={"seed_simulator": 5})
+    ours = SamplerV2(
+        mode=AerBackend.from_backend(device), options={"simulator": {"seed_simulator": 5}}
+    )
     counts = ours.run([circuit], shots=2000).result()[0].data.meas.get_counts()
     expected = AerSimulator.from_backend(device).run(circuit, shots=2000, seed_simulator=5)
     assert counts == expected.result().get_counts()
@@ -94,14 +96,16 @@ def test_from_backend_counts_equal_aer_simulator_from_backend(device):
 
 def test_any_backend_v2_is_a_mode_and_is_simulated_once_per_object(device):
     circuit = isa(bell(), device)
-    first = SamplerV2(mode=device, options={"seed_simulator": 3})
+    first = SamplerV2(mode=device, options={"simulator": {"seed_simulator": 3}})
     assert first.mode is SamplerV2(mode=device).mode  # one AerBackend per device object
     counts = first.run([circuit], shots=1000).result()[0].data.meas.get_counts()
     assert {"01", "10"} & set(counts)
     with Session(backend=device) as session:
         assert session.backend() == device.name
         assert session.isa_target is not None
-        result = SamplerV2(mode=session, options={"seed_simulator": 3}).run([circuit], shots=1000)
+        result = SamplerV2(mode=session, options={"simulator": {"seed_simulator": 3}}).run(
+            [circuit], shots=1000
+        )
         assert result.result()[0].data.meas.get_counts() == counts
 
 
@@ -117,7 +121,9 @@ def test_hello_world_estimator_on_least_busy_device():
     circuit.cx(0, 1)
     isa_circuit = isa(circuit, backend)
     observable = SparsePauliOp("ZZ").apply_layout(isa_circuit.layout)
-    estimator = EstimatorV2(mode=backend, options={"default_shots": 4000, "seed_simulator": 1})
+    estimator = EstimatorV2(
+        mode=backend, options={"default_shots": 4000, "simulator": {"seed_simulator": 1}}
+    )
     assert estimator.options.default_shots == 4000
     pub = estimator.run([(isa_circuit, observable)]).result()[0]
     assert 0.5 < abs(float(pub.data.evs)) < 1.0  # the device's noise shows

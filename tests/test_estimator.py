@@ -13,7 +13,7 @@ from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.quantum_info import Pauli, SparsePauliOp
 from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 
-from raysession import EstimatorOptions, EstimatorV2, Session
+from raysession import AerBackend, EstimatorOptions, EstimatorV2, Session
 from tests.helpers import ansatz, bell, observable, values
 
 
@@ -159,9 +159,14 @@ def test_bad_mode_raises_value_error_saying_what_is_accepted(mode):
         EstimatorV2(mode=mode)
 
 
-def test_no_mode_outside_a_with_block_raises():
-    with pytest.raises(ValueError, match="needs mode="):
-        EstimatorV2()
+def test_no_mode_outside_a_with_block_runs_in_job_mode_on_the_default_backend(backend):
+    # As qiskit_aer.primitives.EstimatorV2(): no session, Aer's default simulator.
+    estimator = EstimatorV2(options={"default_precision": 0.0})
+    assert isinstance(estimator.mode, AerBackend)
+    assert estimator.mode is EstimatorV2().mode  # one default backend per process
+    job = estimator.run([(bell(False), "ZZ")])
+    assert float(job.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
+    assert job.session_id is None  # job mode
 
 
 def test_max_execution_time_must_be_below_max_time(backend):

@@ -34,3 +34,13 @@ def test_parameter_sweep_example_runs_and_prints_a_summary():
     assert "swept 40 parameter sets of efficient_su2(4, reps=2)" in out
     match = re.search(r"<H>: min (-?[\d.]+) at point \d+, max (-?[\d.]+)", out)
     assert match and float(match[1]) <= float(match[2])
+
+
+def test_noisy_device_example_shows_the_devices_noise_on_a_ghz_state():
+    out = _run("noisy_device.py", "--shots", "2000")
+    assert re.search(r"session [0-9a-f]{32} on \S+: job [0-9a-f]{32}", out)
+    match = re.search(r"GHZ outcomes 000 and 111: ([\d.]+)% of 2000 shots", out)
+    assert match, out
+    # Mostly GHZ, but not only: the device's noise shows.
+    assert 50.0 < float(match[1]) < 100.0, out
+    assert len(re.findall(r"^  [01]{3}: \d+$", out, re.M)) > 2, out

@@ -243,7 +243,9 @@ def test_max_time_above_the_configured_bound_is_rejected(backend, monkeypatch):
 
 def test_bad_backend_and_timeouts_are_rejected(backend):
     with pytest.raises(ValueError, match="backend must be a raysession backend"):
-        Session(backend="not a backend object")  # type: ignore[arg-type]
+        Session(backend=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="No backend is called 'not a backend name'"):
+        Session(backend="not a backend name")
     with pytest.raises(ValueError, match="interactive_timeout must be a positive"):
         Session(backend=backend, interactive_timeout=0)
 

@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import logging
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,8 +106,11 @@ def _fake_entries() -> list[BackendEntry]:
     if importlib.util.find_spec("qiskit_ibm_runtime") is None:
         return []
     try:
-        fake_provider = importlib.import_module("qiskit_ibm_runtime.fake_provider")
-        devices = fake_provider.FakeProviderForBackendV2().backends()
+        with warnings.catch_warnings():
+            # Some fake devices warn, on loading, that their error values are made up.
+            warnings.simplefilter("ignore", UserWarning)
+            fake_provider = importlib.import_module("qiskit_ibm_runtime.fake_provider")
+            devices = fake_provider.FakeProviderForBackendV2().backends()
     except Exception as exc:  # an optional package that fails to load is skipped
         logger.info("fake backends are not available: %s", exc)
         return []
