@@ -270,7 +270,7 @@ class SessionActor:
             delivery = await follow_granted(job, grant, self._backend)
             if delivery is not None:
                 return delivery
-        return await self._backend.run(spec, deadline=deadline, record=job.run)
+        return await self._backend.run_job(spec, deadline=deadline, record=job.run)
 
     async def _watch(self, job: JobRecord) -> None:
         assert job.task is not None and job.spec is not None

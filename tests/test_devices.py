@@ -185,10 +185,33 @@ def test_backend_run_takes_aer_run_options():
     assert [bound.get_counts(i) for i in range(2)] == [{"0": 50}, {"1": 50}]
 
 
-def test_qiskit_experiments_t1_runs_to_done_on_a_device():
+def test_aer_backend_run_is_aer_simulators_run():
+    # BackendV2.run on a bare AerBackend: a Qiskit Result with Aer's counts for the seed.
+    device = GenericBackendV2(num_qubits=3, seed=9)
+    backend = AerBackend.from_backend(device)
+    circuit = isa(bell(), backend)
+    job = backend.run(circuit, shots=300, seed_simulator=12, memory=True, meas_level=2)
+    result = job.result()
+    expected = AerSimulator.from_backend(device).run(circuit, shots=300, seed_simulator=12)
+    assert result.get_counts() == expected.result().get_counts()
+    assert len(result.get_memory()) == 300 and job.backend() is backend
+    assert backend.options.shots == 1024  # Aer's default
+    assert sum(AerBackend().run(bell()).result().get_counts().values()) == 1024
+
+
+@pytest.mark.parametrize("where", ["service backend", "AerBackend"])
+def test_qiskit_experiments_t1_runs_to_done_on_a_device(where):
     from qiskit_experiments.library import T1
 
-    backend = QiskitRuntimeService().backend("generic_line_5q")
+    service_backend = QiskitRuntimeService().backend("generic_line_5q")
+    backend = (
+        service_backend
+        if where == "service backend"
+        # The same device as the service's generic_line_5q, simulated by a bare AerBackend.
+        else AerBackend.from_backend(
+            GenericBackendV2(5, coupling_map=CouplingMap.from_line(5), seed=5)
+        )
+    )
     t1 = backend.target.qubit_properties[0].t1
     experiment = T1((0,), delays=np.linspace(0, 3 * t1, 12))
     data = experiment.run(backend, backend_run=True, shots=500, seed_simulator=7)

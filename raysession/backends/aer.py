@@ -8,11 +8,12 @@ import hashlib
 import logging
 import pickle
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ray
+from qiskit import QuantumCircuit
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
 from qiskit_aer import AerSimulator
@@ -94,14 +95,26 @@ def _keyed(aer_options: dict[str, Any]) -> tuple[str, bytes]:
     return hashlib.blake2b(data, digest_size=16).hexdigest(), data
 
 
+# Runs circuits for AerBackend.run (BackendV2's), set by raysession.ibm, which owns the
+# conversion to a Qiskit Result and the V1 job; the core does not import it.
+_circuit_runner: Callable[[AerBackend, Any, dict[str, Any]], Any] | None = None
+
+
+def set_circuit_runner(runner: Callable[[AerBackend, Any, dict[str, Any]], Any]) -> None:
+    """Who runs circuits for :meth:`AerBackend.run` (:mod:`raysession.ibm` on import)."""
+    global _circuit_runner
+    _circuit_runner = runner
+
+
 class AerBackend(BackendV2):  # type: ignore[misc]
     """An Aer simulator that runs on the Ray cluster's shared worker pool.
 
     It is a Qiskit ``BackendV2``: its :attr:`target` lists exactly the instructions its
     simulator runs (Aer's for the method, or a device's, see :meth:`from_backend`), so
     ``transpile(circuits, backend)`` and ``generate_preset_pass_manager(backend=backend)``
-    work against it. Its ``run`` is the session's seam (it takes a job spec); run
-    circuits with :class:`~raysession.SamplerV2` or a service backend's ``run``.
+    work against it, and its :meth:`run` runs circuits as ``AerSimulator.run`` does
+    (a Qiskit ``Result``), so libraries built on ``BackendV2`` (qiskit-experiments, say)
+    run on it. Sessions run jobs through :meth:`run_job`.
 
     A backend is a description, cheap to build and to pickle: Aer options, the
     resource shape of a worker and an optional cap. It starts nothing. The cluster
@@ -289,7 +302,8 @@ class AerBackend(BackendV2):  # type: ignore[misc]
 
     @classmethod
     def _default_options(cls) -> Options:
-        return Options()
+        # AerSimulator.run's defaults; other run options are passed to run().
+        return Options(shots=1024, memory=False, seed_simulator=None)
 
     def set_options(self, **fields: Any) -> None:
         """Not supported: a backend is an immutable description.
@@ -348,7 +362,30 @@ class AerBackend(BackendV2):  # type: ignore[misc]
 
     # ----------------------------------------------------------------- running
 
-    async def run(
+    def run(self, run_input: QuantumCircuit | Sequence[QuantumCircuit], **options: Any) -> Any:
+        """Run circuits and count their measurement outcomes, as ``AerSimulator.run`` does
+        (``BackendV2.run``), in job mode on the shared pool.
+
+        Args:
+            run_input: A circuit or a list of circuits, with measurements into classical
+                registers.
+            **options: ``AerSimulator.run``'s options: ``shots`` (default 1024, as Aer),
+                ``memory``, ``seed_simulator``, ``parameter_binds`` and Aer options;
+                others (``meas_level``, ...) are ignored, as Aer ignores them.
+
+        Returns:
+            A Qiskit ``JobV1`` whose ``result()`` is a :class:`~qiskit.result.Result`
+            (:class:`raysession.RuntimeJob`).
+
+        Raises:
+            ValueError, TypeError: a circuit or an option is invalid, or a circuit is
+                not ISA for a simulated device (raised here, before anything is queued).
+        """
+        if _circuit_runner is None:
+            raise RuntimeError("AerBackend.run needs the raysession package imported")
+        return _circuit_runner(self, run_input, options)
+
+    async def run_job(
         self, spec: JobSpec, *, deadline: float | None = None, record: BackendRun | None = None
     ) -> Delivery:
         """Run a job on the pool; once every chunk ran, return where the results are.

@@ -127,7 +127,7 @@ def is_backend(value: object) -> TypeGuard[Backend]:
     evaluates each property, and ``AerBackend.num_workers`` asks Ray for the cluster's
     size (starting Ray if it is not running).
     """
-    members = ("name", "backend_id", "num_workers", "run", "reserve", "completed", "release")
+    members = ("name", "backend_id", "num_workers", "run_job", "reserve", "completed", "release")
     return all(hasattr(type(value), member) for member in members)
 
 
@@ -176,7 +176,7 @@ class Backend(Protocol):
         """How many chunks the backend runs at once (a Batch runs this many jobs)."""
         ...
 
-    async def run(
+    async def run_job(
         self, spec: JobSpec, *, deadline: float | None = None, record: BackendRun | None = None
     ) -> Delivery:
         """Run a job; once it ran, return where its result is.

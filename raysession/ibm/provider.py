@@ -179,37 +179,65 @@ class RayBackend(BackendV2):  # type: ignore[misc]
                 anything is queued).
             SessionClosedError, SessionExpiredError: the open session takes no new jobs.
         """
-        circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
-        if not circuits or not all(isinstance(c, QuantumCircuit) for c in circuits):
-            raise TypeError("run() takes a QuantumCircuit or a non-empty list of them")
-        merged = {**self.options.__dict__, **options}
-        shots, memory = merged.pop("shots"), bool(merged.pop("memory"))
-        seed = merged.pop("seed_simulator")
-        if seed is None:  # drawn here, so that the Result can report it
-            seed = secrets.randbelow(2**31)
-        circuits = bind_parameters(circuits, merged.pop("parameter_binds", None))
-        # As AerSimulator.run: options it does not know are ignored, not errors.
-        merged = {key: value for key, value in merged.items() if key in AER_OPTION_NAMES}
-        sampler_options = SamplerOptions(
-            default_shots=shots,
-            simulator=SimulatorOptions(seed_simulator=seed),
-            raysession=RaySessionOptions(run_options=merged),
+        return run_circuits(
+            self, self.aer_backend, run_input, {**self.options.__dict__, **options}, self.session
         )
-        for circuit in circuits:
-            if circuit.num_clbits == 0:
-                raise ValueError(
-                    f"Circuit {circuit.name!r} has no classical bits: add measurements, "
-                    "as run() returns measurement counts."
-                )
-        layouts = tuple(CircuitLayout.of(circuit) for circuit in circuits)
-        pubs = [SamplerPub.coerce(circuit, sampler_options.default_shots) for circuit in circuits]
-        session = self.session
-        if session is not None:
-            job = session.submit(pubs, sampler_options)
-        else:
-            job = SamplerV2(mode=self.aer_backend, options=sampler_options).run(pubs)
-        converter = ToResult(layouts, self.name, job.job_id(), memory, seed)
-        return RuntimeJob(job, converter, backend=self)
+
+
+def run_circuits(
+    backend: BackendV2,
+    aer_backend: AerBackend,
+    run_input: QuantumCircuit | Sequence[QuantumCircuit],
+    options: dict[str, Any],
+    session: ProviderSession | None = None,
+) -> RuntimeJob:
+    """``backend.run`` of a service backend or an :class:`AerBackend`: the circuits as one
+    sampler job on ``aer_backend`` (in ``session`` if given, else job mode), whose
+    ``result()`` is a Qiskit ``Result``.
+
+    Args:
+        options: The run options, over the backend's defaults (``shots``, ``memory``,
+            ``seed_simulator`` are among them).
+    """
+    circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
+    if not circuits or not all(isinstance(c, QuantumCircuit) for c in circuits):
+        raise TypeError("run() takes a QuantumCircuit or a non-empty list of them")
+    merged = dict(options)
+    shots, memory = merged.pop("shots"), bool(merged.pop("memory"))
+    seed = merged.pop("seed_simulator")
+    if seed is None:  # drawn here, so that the Result can report it
+        seed = secrets.randbelow(2**31)
+    circuits = bind_parameters(circuits, merged.pop("parameter_binds", None))
+    # As AerSimulator.run: options it does not know are ignored, not errors.
+    merged = {key: value for key, value in merged.items() if key in AER_OPTION_NAMES}
+    sampler_options = SamplerOptions(
+        default_shots=shots,
+        simulator=SimulatorOptions(seed_simulator=seed),
+        raysession=RaySessionOptions(run_options=merged),
+    )
+    for circuit in circuits:
+        if circuit.num_clbits == 0:
+            raise ValueError(
+                f"Circuit {circuit.name!r} has no classical bits: add measurements, "
+                "as run() returns measurement counts."
+            )
+    layouts = tuple(CircuitLayout.of(circuit) for circuit in circuits)
+    pubs = [SamplerPub.coerce(circuit, sampler_options.default_shots) for circuit in circuits]
+    if session is not None:
+        job = session.submit(pubs, sampler_options)
+    else:
+        job = SamplerV2(mode=aer_backend, options=sampler_options).run(pubs)
+    converter = ToResult(layouts, backend.name, job.job_id(), memory, seed)
+    return RuntimeJob(job, converter, backend=backend)
+
+
+def run_on_aer_backend(
+    backend: AerBackend,
+    run_input: QuantumCircuit | Sequence[QuantumCircuit],
+    options: dict[str, Any],
+) -> RuntimeJob:
+    """:meth:`AerBackend.run`: job mode on the backend itself, with Aer's defaults."""
+    return run_circuits(backend, backend, run_input, {**backend.options.__dict__, **options})
 
 
 def bind_parameters(
