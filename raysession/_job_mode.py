@@ -12,6 +12,9 @@ import atexit
 import logging
 import threading
 
+import ray
+
+from ._connect import ensure_ray
 from ._env import env_seconds
 from .backends.aer import on_close
 from .backends.base import Backend
@@ -23,6 +26,9 @@ IDLE_ENV = "RAYSESSION_JOB_MODE_IDLE_S"
 
 _lock = threading.Lock()
 _batches: dict[str, Batch] = {}
+# The Ray connection each hidden batch was opened on: one from an earlier ray.init()
+# is gone with its cluster.
+_opened_on: dict[str, tuple[str, str]] = {}
 
 
 def idle_s() -> float:
@@ -35,15 +41,19 @@ def idle_s() -> float:
 
 
 def job_mode_batch(backend: Backend, *, renew: bool = False) -> Batch:
-    """This process's hidden batch on ``backend``; a new one if ``renew`` or none is open.
+    """This process's hidden batch on ``backend``; a new one if ``renew``, if none is open,
+    or if the open one belongs to an earlier Ray connection (``ray.shutdown()``, ``ray.init()``).
 
     Raises:
         ValueError: ``RAYSESSION_JOB_MODE_IDLE_S`` is invalid (read when a batch is opened;
             see :func:`idle_s`).
     """
+    ensure_ray()
+    context = ray.get_runtime_context()
+    connection = (context.get_node_id(), context.get_job_id())
     with _lock:
         batch = _batches.get(backend.backend_id)
-        if batch is None or renew:
+        if batch is None or renew or _opened_on.get(backend.backend_id) != connection:
             idle = idle_s()
             batch = Batch(backend, interactive_timeout=idle, idle_timeout=idle)
             if not _batches:
@@ -51,12 +61,14 @@ def job_mode_batch(backend: Backend, *, renew: bool = False) -> Batch:
             if backend.backend_id not in _batches:
                 on_close(backend.backend_id, lambda: _close(backend.backend_id))
             _batches[backend.backend_id] = batch
+            _opened_on[backend.backend_id] = connection
         return batch
 
 
 def _close(backend_id: str) -> None:
     with _lock:
         batch = _batches.pop(backend_id, None)
+        _opened_on.pop(backend_id, None)
     if batch is not None:
         batch.close()
 
@@ -66,6 +78,7 @@ def close_all() -> None:
     with _lock:
         batches = list(_batches.values())
         _batches.clear()
+        _opened_on.clear()
     for batch in batches:
         try:
             batch.close()

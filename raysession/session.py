@@ -206,6 +206,7 @@ class Session:
         try:
             actor: Any = ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE)
             details: SessionDetails = ray.get(actor.details.remote())
+            backend: Backend = ray.get(actor.backend.remote())
         except (ValueError, RayActorError) as exc:
             raise SessionNotFoundError(
                 f"No live session has id {session_id}; it may have closed. "
@@ -213,7 +214,7 @@ class Session:
                 session_id=session_id,
             ) from exc
         handle_cls = Batch if details.mode == "batch" else Session
-        return handle_cls._attach(session_id, actor, details)
+        return handle_cls._attach(session_id, actor, details, isa_target(backend))
 
     # -------------------------------------------------------------- reading
 
@@ -225,8 +226,7 @@ class Session:
     @property
     def isa_target(self) -> Target | None:
         """The target this session's circuits must be ISA for (a simulated device's), or
-        ``None``: a plain simulator runs any circuit Aer runs. A handle from
-        :meth:`from_id` does not know it and checks nothing."""
+        ``None``: a plain simulator runs any circuit Aer runs."""
         return self._isa_target
 
     @property

@@ -145,6 +145,11 @@ def test_non_isa_circuit_is_refused_before_queueing(device):
     service_backend = QiskitRuntimeService().backend("generic_line_5q")
     with pytest.raises(ValueError, match="not ISA for backend 'generic_line_5q'"):
         service_backend.run(bell())
+    # A handle found by id, as another process would, checks too.
+    with Session(backend=service_backend) as session:
+        found = Session.from_id(session.session_id)
+        with pytest.raises(ValueError, match="not ISA for backend 'generic_line_5q'"):
+            SamplerV2(mode=found).run([bell()])
 
 
 def test_perfect_simulator_accepts_any_circuit_aer_runs(backend):

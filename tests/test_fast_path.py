@@ -114,9 +114,16 @@ def test_a_handle_from_an_earlier_ray_connection_says_so_and_cannot_cancel(backe
     job = EstimatorV2(mode=session, options=EXACT).run([(bell(False), "ZZ")])
     assert _evs(job) == pytest.approx(1.0)
     session.close()
+    # Job mode too: its hidden batch lives on this connection.
+    assert _evs(
+        EstimatorV2(mode=backend, options=EXACT).run([(bell(False), "ZZ")])
+    ) == pytest.approx(1.0)
     ray.shutdown()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
     for read in (job.result, job.status, job.metrics, job.error_message):
         with pytest.raises(ResultUnavailableError, match="earlier Ray connection"):
             read()
     assert job.cancel() is False
+    # Job mode on the same backend object opens a new hidden batch on the new connection.
+    again = EstimatorV2(mode=backend, options=EXACT).run([(bell(False), "ZZ")])
+    assert _evs(again) == pytest.approx(1.0)
