@@ -204,8 +204,14 @@ def test_aer_backend_run_is_aer_simulators_run():
     assert sum(AerBackend().run(bell()).result().get_counts().values()) == 1024
 
 
-@pytest.mark.parametrize("where", ["service backend", "AerBackend"])
-def test_qiskit_experiments_t1_runs_to_done_on_a_device(where):
+@pytest.mark.parametrize(
+    ("where", "backend_run"),
+    [("service backend", True), ("AerBackend", True), ("AerBackend", False)],
+    ids=["service-backend-run", "aer-backend-run", "aer-default-sampler"],
+)
+def test_qiskit_experiments_t1_runs_to_done_on_a_device(where, backend_run):
+    # backend_run=False is qiskit-experiments' default: qiskit-ibm-runtime's SamplerV2
+    # (installed with qiskit-experiments) in local mode, which calls backend.run.
     from qiskit_experiments.library import T1
 
     service_backend = QiskitRuntimeService().backend("generic_line_5q")
@@ -219,7 +225,7 @@ def test_qiskit_experiments_t1_runs_to_done_on_a_device(where):
     )
     t1 = backend.target.qubit_properties[0].t1
     experiment = T1((0,), delays=np.linspace(0, 3 * t1, 12))
-    data = experiment.run(backend, backend_run=True, shots=500, seed_simulator=7)
+    data = experiment.run(backend, backend_run=backend_run, shots=500, seed_simulator=7)
     data.block_for_results(timeout=240)
     assert str(data.status()) == "ExperimentStatus.DONE", data.errors()
     fitted = data.analysis_results("T1", dataframe=True).iloc[0]
