@@ -45,16 +45,16 @@ def job_mode_batch(backend: Backend, *, renew: bool = False) -> Batch:
     or if the open one belongs to an earlier Ray connection (``ray.shutdown()``, ``ray.init()``).
 
     Raises:
-        ValueError: ``RAYSESSION_JOB_MODE_IDLE_S`` is invalid (read when a batch is opened;
+        ValueError: ``RAYSESSION_JOB_MODE_IDLE_S`` is invalid (read on each call, before Ray;
             see :func:`idle_s`).
     """
+    idle = idle_s()  # a bad value is reported before Ray starts
     ensure_ray()
     context = ray.get_runtime_context()
     connection = (context.get_node_id(), context.get_job_id())
     with _lock:
         batch = _batches.get(backend.backend_id)
         if batch is None or renew or _opened_on.get(backend.backend_id) != connection:
-            idle = idle_s()
             batch = Batch(backend, interactive_timeout=idle, idle_timeout=idle)
             if not _batches:
                 atexit.register(close_all)
