@@ -35,6 +35,15 @@ def take_seen_done(session_id: str) -> list[Seen]:
     return _seen_done.pop(session_id, [])
 
 
+def check_timeout(timeout: float | None) -> None:
+    """Raise ``ValueError`` unless ``timeout`` is ``None`` or a number of seconds >= 0."""
+    if timeout is not None and not timeout >= 0:
+        raise ValueError(
+            f"timeout must be >= 0 or None, not {timeout!r}; give the seconds to wait, "
+            "or None to wait until the job ends."
+        )
+
+
 def check_tags(tags: object) -> list[str]:
     """``tags`` as a list of distinct strings, in their first order.
 
@@ -359,8 +368,10 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
         Raises:
             JobTimeoutError: ``timeout`` elapsed first; the job goes on.
+            ValueError: ``timeout`` is negative.
             ResultUnavailableError: as :meth:`status`.
         """
+        check_timeout(timeout)
         self._check_connection()
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -410,7 +421,9 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             BackendUnavailableError: the session actor or the workers died.
             ResultUnavailableError: the job belongs to an earlier Ray connection.
             RuntimeError: called inside a running event loop; use ``await job``.
+            ValueError: ``timeout`` is negative.
         """
+        check_timeout(timeout)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
