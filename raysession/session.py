@@ -77,6 +77,14 @@ def resolve_backend(
     return source.backend(backend).raysession_backend()
 
 
+def aer_options_of(backend: Backend) -> dict[str, Any]:
+    """The Aer options of ``backend`` without its noise model (a handle carries them)."""
+    options = getattr(backend, "aer_options", None)
+    if not isinstance(options, dict):
+        return {}
+    return {name: value for name, value in options.items() if name != "noise_model"}
+
+
 def current_session() -> Session | None:
     """The session of the innermost enclosing ``with Session(...)`` block, if any."""
     return _current.get()
@@ -168,28 +176,51 @@ class Session:
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
         courier(refresh=True)  # up (again) before a queued job finishes
-        self._init_handle(session_id, actor, ray.get(actor.start.remote()), isa_target(backend))
+        self._init_handle(
+            session_id,
+            actor,
+            ray.get(actor.start.remote()),
+            isa_target(backend),
+            aer_options_of(backend),
+        )
         logger.info("created %s %s on %s", self._MODE, session_id, backend.name)
 
     def _init_handle(
-        self, session_id: str, actor: Any, details: SessionDetails, target: Target | None = None
+        self,
+        session_id: str,
+        actor: Any,
+        details: SessionDetails,
+        target: Target | None = None,
+        aer_options: dict[str, Any] | None = None,
     ) -> None:
         self._session_id = session_id
         self._isa_target = target
+        self._aer_options = dict(aer_options or {})
         self._actor = actor
         self._details_seen = details
         self._tokens: list[contextvars.Token[Session | None]] = []
 
     @classmethod
     def _attach(
-        cls, session_id: str, actor: Any, details: SessionDetails, target: Target | None = None
+        cls,
+        session_id: str,
+        actor: Any,
+        details: SessionDetails,
+        target: Target | None = None,
+        aer_options: dict[str, Any] | None = None,
     ) -> Session:
         self = cls.__new__(cls)
-        self._init_handle(session_id, actor, details, target)
+        self._init_handle(session_id, actor, details, target, aer_options)
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = (self._session_id, self._actor, self._details_seen, self._isa_target)
+        state = (
+            self._session_id,
+            self._actor,
+            self._details_seen,
+            self._isa_target,
+            self._aer_options,
+        )
         return (type(self)._attach, state)
 
     @classmethod
@@ -214,7 +245,9 @@ class Session:
                 session_id=session_id,
             ) from exc
         handle_cls = Batch if details.mode == "batch" else Session
-        return handle_cls._attach(session_id, actor, details, isa_target(backend))
+        return handle_cls._attach(
+            session_id, actor, details, isa_target(backend), aer_options_of(backend)
+        )
 
     # -------------------------------------------------------------- reading
 
@@ -228,6 +261,13 @@ class Session:
         """The target this session's circuits must be ISA for (a simulated device's), or
         ``None``: a plain simulator runs any circuit Aer runs."""
         return self._isa_target
+
+    @property
+    def aer_options(self) -> dict[str, Any]:
+        """The Aer simulator options of the session's backend (``method``,
+        ``max_memory_mb``, ...); empty for a backend that is not an ``AerBackend``. The
+        primitives read them to refuse, before queueing, a circuit too large for a worker."""
+        return dict(self._aer_options)
 
     @property
     def max_time(self) -> int:
