@@ -58,7 +58,7 @@ def check_tags(tags: object) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _connection() -> tuple[int, str, str] | None:
+def connection() -> tuple[int, str, str] | None:
     """This process's Ray connection: ``None`` when Ray is not connected."""
     if not ray.is_initialized():
         return None
@@ -117,7 +117,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """The ref comes straight from the worker the session granted the job."""
         self._done_ref = done_ref
         """Granted jobs in the submitting process: the worker's completion record."""
-        self._made_in = _connection()
+        self._made_in = connection()
         self._final_info: JobInfo | None = None
         self._tags = list(tags)
         self._backend: Backend | None = None
@@ -213,7 +213,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
     # ----------------------------------------------------------------- status
 
     def _check_connection(self) -> None:
-        if _connection() != self._made_in:
+        if connection() != self._made_in:
             raise ResultUnavailableError(
                 f"Job {self._job_id} was submitted over an earlier Ray connection, which "
                 "ended (ray.shutdown()); its result and records went with it.",
@@ -504,7 +504,11 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
     def cancel(self) -> bool:
         """Cancel the job if it has not finished; returns whether it was cancelled
         (``False`` for a finished job, or one whose session or connection is gone)."""
-        if _connection() != self._made_in:
+        if connection() != self._made_in:
+            return False
+        if ray.wait([self], timeout=0)[0]:
+            # Its result (or error) is here: finished, though a granted job's completion
+            # may not have reached the session actor yet (which would call it running).
             return False
         try:
             cancelled: bool = ray.get(self._actor.cancel_job.remote(self._job_id))
