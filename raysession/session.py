@@ -24,7 +24,7 @@ from ._session_records import Mode, SessionConfig, session_actor_options
 from .backends._device import isa_target, simulator_of
 from .backends.base import Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
 from .errors import RaySessionError, SessionNotFoundError
-from .job import RuntimeJobV2, take_seen_done
+from .job import RuntimeJobV2, connection, take_seen_done
 from .options import SessionLimits
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ class Session:
         self._session_id = session_id
         self._isa_target = target
         self._aer_options = dict(aer_options or {})
+        self._made_in = connection()
         self._actor = actor
         self._details_seen = details
         self._tokens: list[contextvars.Token[Session | None]] = []
@@ -388,6 +389,8 @@ class Session:
 
     def close(self) -> None:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""
+        if connection() != self._made_in:
+            return  # made over an earlier Ray connection: the session ended with it
         try:
             self._details_seen = ray.get(self._actor.close.remote())
         except RayActorError:
@@ -395,6 +398,8 @@ class Session:
 
     def cancel(self) -> None:
         """Stop accepting jobs and cancel queued ones; a running job finishes. Idempotent."""
+        if connection() != self._made_in:
+            return  # made over an earlier Ray connection: the session ended with it
         try:
             self._details_seen = ray.get(self._actor.cancel.remote())
         except RayActorError:
