@@ -25,7 +25,8 @@ def parse_duration(value: int | str, *, what: str = "max_time") -> int:
         The duration in seconds; always greater than zero.
 
     Raises:
-        ValueError: ``value`` is not of an accepted form, or is zero or negative.
+        ValueError: ``value`` is not of an accepted form (an unknown unit, a unit given
+            twice as in ``"1h 1h"``), or is zero or negative.
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"{what}={value!r} is not a duration; use {ACCEPTED}.")
@@ -34,7 +35,15 @@ def parse_duration(value: int | str, *, what: str = "max_time") -> int:
     elif value.strip().isdigit():
         seconds = int(value.strip())
     elif _WHOLE.fullmatch(value):
-        seconds = sum(int(n) * _UNIT_S[unit] for n, unit in _TERM.findall(value))
+        terms = _TERM.findall(value)
+        units = [unit for _, unit in terms]
+        for unit in units:
+            if units.count(unit) > 1:
+                raise ValueError(
+                    f"{what}={value!r} gives unit {unit!r} more than once; give each unit at "
+                    f'most once, summed (for example "2h 30m"); use {ACCEPTED}.'
+                )
+        seconds = sum(int(n) * _UNIT_S[unit] for n, unit in terms)
     else:
         raise ValueError(f"{what}={value!r} is not a duration; use {ACCEPTED}.")
     if seconds <= 0:

@@ -24,13 +24,14 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ._job_mode import job_mode_batch
+from ._pub_checks import check_pubs
 from .backends._device import check_isa, isa_target
 from .backends._partition import Kind, PubSpec, plan
 from .backends.base import Backend, JobSpec
 from .errors import SessionClosedError, SessionExpiredError
 from .job import RuntimeJobV2, check_tags
 from .options import EstimatorOptions, SamplerOptions
-from .session import Session
+from .session import Session, aer_options_of
 
 # Circuit objects whose pickled bytes and key this process remembers.
 _KEYS_KEPT = 256
@@ -54,13 +55,18 @@ def submit_job(
             ``QiskitRuntimeService.jobs(job_tags=...)``.
 
     Raises:
-        ValueError: ``max_execution_time`` is not below the session's ``max_time``, or a
-            circuit is not ISA for a simulated device's target.
+        ValueError: ``max_execution_time`` is not below the session's ``max_time``, a
+            circuit is not ISA for a simulated device's target, a parameter value or
+            precision is not finite, a circuit has a gate Aer cannot run, or a
+            circuit's state would not fit in a worker's memory (see :mod:`._pub_checks`).
         TypeError: ``tags`` is not a sequence of strings.
         SessionClosedError, SessionExpiredError: the session takes no new jobs.
     """
     if tags is None:
         tags = options.environment.job_tags or ()
+    aer_options = mode.aer_options if isinstance(mode, Session) else aer_options_of(mode)
+    aer_options.update(options.raysession.backend_options)
+    check_pubs(pubs, [circuit_key(pub.circuit)[0] for pub in pubs], aer_options)
     target = mode.isa_target if isinstance(mode, Session) else isa_target(mode)
     if target is not None:
         name = mode.backend() if isinstance(mode, Session) else mode.name

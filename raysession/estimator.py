@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 from qiskit.primitives import BaseEstimatorV2
 from qiskit.primitives.containers import EstimatorPubLike
-from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.providers import BackendV2
 
 from ._primitive import BasePrimitive
+from ._pub_checks import coerce_pubs, has_measurements
 from .backends.base import Backend
+from .errors import RaySessionWarning
 from .job import RuntimeJobV2
 from .options import EstimatorOptions
 from .session import Session
@@ -70,16 +72,28 @@ class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ig
             The job's handle.
 
         Raises:
-            ValueError, TypeError: a PUB is invalid (raised here, before anything is queued).
+            ValueError, TypeError: a PUB is invalid (raised here, before anything is queued):
+                Qiskit's coercion error with the PUB's index and the PUB's form added, or a
+                parameter value or precision that is NaN, infinite or negative.
             SessionClosedError, SessionExpiredError: the session takes no new jobs.
 
         Warns:
+            RaySessionWarning: a circuit has measurements: they are applied and collapse
+                the state, as in ``qiskit_aer.primitives.EstimatorV2``.
             RaySessionWarning: once, naming every option set that a simulator ignores
                 (``resilience_level``, ``twirling.*``, ...); the job runs without them.
         """
         if precision is None:
             precision = self.options.precision
-        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
-        if not coerced:
-            raise ValueError("run() needs at least one PUB")
-        return self._submit(list(coerced))
+        coerced = coerce_pubs("estimator", pubs, precision)
+        for index, pub in enumerate(coerced):
+            if has_measurements(pub.circuit):
+                warnings.warn(
+                    f"PUB {index}'s circuit has measurements: the estimator does not ignore "
+                    "them (as qiskit_aer.primitives.EstimatorV2, it applies them, collapsing "
+                    "the state, so a Bell state's <XX> is 0, not 1); remove them "
+                    "(circuit.remove_final_measurements()) to estimate the state itself.",
+                    RaySessionWarning,
+                    stacklevel=2,
+                )
+        return self._submit(coerced)

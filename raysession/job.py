@@ -35,6 +35,15 @@ def take_seen_done(session_id: str) -> list[Seen]:
     return _seen_done.pop(session_id, [])
 
 
+def check_timeout(timeout: float | None) -> None:
+    """Raise ``ValueError`` unless ``timeout`` is ``None`` or a number of seconds >= 0."""
+    if timeout is not None and not timeout >= 0:
+        raise ValueError(
+            f"timeout must be >= 0 or None, not {timeout!r}; give the seconds to wait, "
+            "or None to wait until the job ends."
+        )
+
+
 def check_tags(tags: object) -> list[str]:
     """``tags`` as a list of distinct strings, in their first order.
 
@@ -49,7 +58,7 @@ def check_tags(tags: object) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _connection() -> tuple[int, str, str] | None:
+def connection() -> tuple[int, str, str] | None:
     """This process's Ray connection: ``None`` when Ray is not connected."""
     if not ray.is_initialized():
         return None
@@ -108,7 +117,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """The ref comes straight from the worker the session granted the job."""
         self._done_ref = done_ref
         """Granted jobs in the submitting process: the worker's completion record."""
-        self._made_in = _connection()
+        self._made_in = connection()
         self._final_info: JobInfo | None = None
         self._tags = list(tags)
         self._backend: Backend | None = None
@@ -204,7 +213,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
     # ----------------------------------------------------------------- status
 
     def _check_connection(self) -> None:
-        if _connection() != self._made_in:
+        if connection() != self._made_in:
             raise ResultUnavailableError(
                 f"Job {self._job_id} was submitted over an earlier Ray connection, which "
                 "ended (ray.shutdown()); its result and records went with it.",
@@ -359,8 +368,10 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
         Raises:
             JobTimeoutError: ``timeout`` elapsed first; the job goes on.
+            ValueError: ``timeout`` is negative.
             ResultUnavailableError: as :meth:`status`.
         """
+        check_timeout(timeout)
         self._check_connection()
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -410,7 +421,9 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             BackendUnavailableError: the session actor or the workers died.
             ResultUnavailableError: the job belongs to an earlier Ray connection.
             RuntimeError: called inside a running event loop; use ``await job``.
+            ValueError: ``timeout`` is negative.
         """
+        check_timeout(timeout)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -491,7 +504,11 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
     def cancel(self) -> bool:
         """Cancel the job if it has not finished; returns whether it was cancelled
         (``False`` for a finished job, or one whose session or connection is gone)."""
-        if _connection() != self._made_in:
+        if connection() != self._made_in:
+            return False
+        if ray.wait([self], timeout=0)[0]:
+            # Its result (or error) is here: finished, though a granted job's completion
+            # may not have reached the session actor yet (which would call it running).
             return False
         try:
             cancelled: bool = ray.get(self._actor.cancel_job.remote(self._job_id))

@@ -130,7 +130,7 @@ class EstimatorOptions(_OptionsV2):
         0.01
     """
 
-    default_precision: float = Field(default=0.015625, ge=0)
+    default_precision: float = Field(default=0.015625, ge=0, allow_inf_nan=False)
     """Standard error of the estimates when neither the PUB nor ``run()`` gives one;
     ``0`` gives exact expectation values (qiskit-ibm-runtime requires it above 0).
     Default: ``0.015625`` (``1 / sqrt(4096)``)."""

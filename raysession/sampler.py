@@ -8,10 +8,10 @@ from typing import Any
 
 from qiskit.primitives import BaseSamplerV2
 from qiskit.primitives.containers import SamplerPubLike
-from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.providers import BackendV2
 
 from ._primitive import BasePrimitive
+from ._pub_checks import coerce_pubs
 from .backends.base import Backend
 from .job import RuntimeJobV2
 from .options import SamplerOptions
@@ -77,9 +77,7 @@ class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[m
         """
         if shots is None:
             shots = self.options.default_shots
-        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
-        if not coerced:
-            raise ValueError("run() needs at least one PUB")
+        coerced = coerce_pubs("sampler", pubs, shots)
         for index, pub in enumerate(coerced):
             if not pub.circuit.cregs:
                 warnings.warn(
@@ -88,4 +86,4 @@ class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[m
                     UserWarning,
                     stacklevel=2,
                 )
-        return self._submit(list(coerced))
+        return self._submit(coerced)

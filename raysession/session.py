@@ -24,7 +24,7 @@ from ._session_records import Mode, SessionConfig, session_actor_options
 from .backends._device import isa_target, simulator_of
 from .backends.base import Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
 from .errors import RaySessionError, SessionNotFoundError
-from .job import RuntimeJobV2, take_seen_done
+from .job import RuntimeJobV2, connection, take_seen_done
 from .options import SessionLimits
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,14 @@ def resolve_backend(
     if source is None:
         raise ValueError("Session needs backend= (an AerBackend or a backend name) or service=.")
     return source.backend(backend).raysession_backend()
+
+
+def aer_options_of(backend: Backend) -> dict[str, Any]:
+    """The Aer options of ``backend`` without its noise model (a handle carries them)."""
+    options = getattr(backend, "aer_options", None)
+    if not isinstance(options, dict):
+        return {}
+    return {name: value for name, value in options.items() if name != "noise_model"}
 
 
 def current_session() -> Session | None:
@@ -168,28 +176,52 @@ class Session:
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
         courier(refresh=True)  # up (again) before a queued job finishes
-        self._init_handle(session_id, actor, ray.get(actor.start.remote()), isa_target(backend))
+        self._init_handle(
+            session_id,
+            actor,
+            ray.get(actor.start.remote()),
+            isa_target(backend),
+            aer_options_of(backend),
+        )
         logger.info("created %s %s on %s", self._MODE, session_id, backend.name)
 
     def _init_handle(
-        self, session_id: str, actor: Any, details: SessionDetails, target: Target | None = None
+        self,
+        session_id: str,
+        actor: Any,
+        details: SessionDetails,
+        target: Target | None = None,
+        aer_options: dict[str, Any] | None = None,
     ) -> None:
         self._session_id = session_id
         self._isa_target = target
+        self._aer_options = dict(aer_options or {})
+        self._made_in = connection()
         self._actor = actor
         self._details_seen = details
         self._tokens: list[contextvars.Token[Session | None]] = []
 
     @classmethod
     def _attach(
-        cls, session_id: str, actor: Any, details: SessionDetails, target: Target | None = None
+        cls,
+        session_id: str,
+        actor: Any,
+        details: SessionDetails,
+        target: Target | None = None,
+        aer_options: dict[str, Any] | None = None,
     ) -> Session:
         self = cls.__new__(cls)
-        self._init_handle(session_id, actor, details, target)
+        self._init_handle(session_id, actor, details, target, aer_options)
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = (self._session_id, self._actor, self._details_seen, self._isa_target)
+        state = (
+            self._session_id,
+            self._actor,
+            self._details_seen,
+            self._isa_target,
+            self._aer_options,
+        )
         return (type(self)._attach, state)
 
     @classmethod
@@ -214,7 +246,9 @@ class Session:
                 session_id=session_id,
             ) from exc
         handle_cls = Batch if details.mode == "batch" else Session
-        return handle_cls._attach(session_id, actor, details, isa_target(backend))
+        return handle_cls._attach(
+            session_id, actor, details, isa_target(backend), aer_options_of(backend)
+        )
 
     # -------------------------------------------------------------- reading
 
@@ -228,6 +262,13 @@ class Session:
         """The target this session's circuits must be ISA for (a simulated device's), or
         ``None``: a plain simulator runs any circuit Aer runs."""
         return self._isa_target
+
+    @property
+    def aer_options(self) -> dict[str, Any]:
+        """The Aer simulator options of the session's backend (``method``,
+        ``max_memory_mb``, ...); empty for a backend that is not an ``AerBackend``. The
+        primitives read them to refuse, before queueing, a circuit too large for a worker."""
+        return dict(self._aer_options)
 
     @property
     def max_time(self) -> int:
@@ -348,6 +389,8 @@ class Session:
 
     def close(self) -> None:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""
+        if connection() != self._made_in:
+            return  # made over an earlier Ray connection: the session ended with it
         try:
             self._details_seen = ray.get(self._actor.close.remote())
         except RayActorError:
@@ -355,6 +398,8 @@ class Session:
 
     def cancel(self) -> None:
         """Stop accepting jobs and cancel queued ones; a running job finishes. Idempotent."""
+        if connection() != self._made_in:
+            return  # made over an earlier Ray connection: the session ended with it
         try:
             self._details_seen = ray.get(self._actor.cancel.remote())
         except RayActorError:

@@ -148,3 +148,23 @@ def crashing(circuit: QuantumCircuit) -> QuantumCircuit:
     wrapped.__class__ = _Reducing
     wrapped._reduce_with = (_crash_worker, (circuit,))  # type: ignore[attr-defined]
     return wrapped
+
+
+def _break_in_worker(circuit: QuantumCircuit) -> QuantumCircuit:
+    """Unpickling a failing circuit: in an Aer worker, it gains a gate Aer cannot run."""
+    if _in_aer_worker():
+        from qiskit.circuit import Gate as QiskitGate
+
+        circuit = circuit.copy()
+        circuit.append(QiskitGate("not_a_gate", 1, []), [0])
+    return circuit
+
+
+def failing(circuit: QuantumCircuit) -> QuantumCircuit:
+    """``circuit``, made so that its simulation fails in the worker (Aer: "unknown
+    instruction: not_a_gate") while the caller's checks see a valid circuit: a gate Aer
+    cannot run is refused at ``run()`` since issue 10, so a worker failure needs this."""
+    wrapped = circuit.copy()
+    wrapped.__class__ = _Reducing
+    wrapped._reduce_with = (_break_in_worker, (circuit,))  # type: ignore[attr-defined]
+    return wrapped

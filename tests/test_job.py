@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 import ray
-from qiskit.circuit import Gate
 from qiskit.primitives import BasePrimitiveJob, PrimitiveResult
 from qiskit.providers import JobStatus as QiskitJobStatus
 
@@ -24,7 +23,7 @@ from raysession import (
     pool_status,
 )
 from tests.conftest import live_raysession_actors, wait_for
-from tests.helpers import ansatz, bell, entered, gated, new_gate, observable, values
+from tests.helpers import ansatz, bell, entered, failing, gated, new_gate, observable, values
 
 EXACT = {"default_precision": 0.0}
 # A job must reach its gate within this many seconds of starting, so that the test can see
@@ -45,9 +44,7 @@ def estimator(session):
 
 
 def _broken():
-    qc = bell(False)
-    qc.append(Gate("not_a_gate", 1, []), [0])
-    return qc
+    return failing(bell(False))
 
 
 def _held(estimator: EstimatorV2, gate_name: str):

@@ -41,6 +41,7 @@ from tests.helpers import (
     bell,
     crashing,
     entered,
+    failing,
     gated,
     new_gate,
     observable,
@@ -597,11 +598,8 @@ def test_idle_workers_of_another_shape_make_room_for_a_wider_worker():
 
 
 def test_a_failed_chunk_drops_the_chunks_of_its_job_that_wait_for_a_worker():
-    from qiskit.circuit import Gate
-
     gate, name = new_gate()
-    broken = bell(False)
-    broken.append(Gate("not_a_gate", 1, []), [0])
+    broken = failing(bell(False))
     held = gated(bell(False), name)
     options = {**EXACT, "raysession": {"circuit_cache": False, "chunk_size": 1}}
     backend = AerBackend()

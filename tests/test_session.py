@@ -20,7 +20,7 @@ from raysession import (
     list_sessions,
 )
 from tests.conftest import live_raysession_actors, wait_for
-from tests.helpers import bell, entered, gated, new_gate
+from tests.helpers import bell, entered, failing, gated, new_gate
 
 EXACT = {"default_precision": 0.0}
 
@@ -265,10 +265,7 @@ def test_session_actor_exits_after_the_last_result_is_handed_over(backend):
 
 
 def test_failed_job_is_error_and_the_session_keeps_serving(backend):
-    from qiskit.circuit import Gate
-
-    broken = bell(False)
-    broken.append(Gate("not_a_gate", 1, []), [0])
+    broken = failing(bell(False))
     with Session(backend=backend) as session:
         estimator = EstimatorV2(options={"default_precision": 0})
         bad = estimator.run([(broken, "ZZ")])

@@ -12,7 +12,6 @@ from raysession._duration import check_bounds, parse_duration
         ("2h 30m 40s", 9040),
         ("2h30m", 9000),
         ("90", 90),
-        ("1h 1h", 7200),
     ],
 )
 def test_parse_duration_accepts_seconds_and_unit_terms(value, seconds):
@@ -24,6 +23,13 @@ def test_parse_duration_accepts_seconds_and_unit_terms(value, seconds):
 )
 def test_parse_duration_rejects_junk_and_says_what_is_accepted(value):
     with pytest.raises(ValueError, match="is not a duration; use an int number of seconds"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(("value", "unit"), [("1h 1h", "h"), ("2h 30m 5m", "m"), ("1s 1d 1s", "s")])
+def test_parse_duration_rejects_a_repeated_unit_and_names_it(value, unit):
+    # Issue 10: "1h 1h" was summed to 7200 s; a repeated unit is almost always a typo.
+    with pytest.raises(ValueError, match=f"unit '{unit}' more than once; give each unit at most"):
         parse_duration(value)
 
 
