@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from qiskit.quantum_info import SparsePauliOp
@@ -100,14 +102,18 @@ def test_one_warning_names_every_option_a_simulator_ignores(session):
 
 
 def test_options_a_simulator_honours_do_not_warn(session):
-    # pyproject turns a RaySessionWarning into an error: this run must give none.
     options = {
         "resilience_level": 0,
         "default_shots": 100,
         "simulator": {"seed_simulator": 3},
         "environment": {"job_tags": ["t"]},
     }
-    EstimatorV2(mode=session, options=options).run([(bell(False), ZZ)]).result()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        job = EstimatorV2(mode=session, options=options).run([(bell(False), ZZ)])
+    assert [w for w in caught if issubclass(w.category, RaySessionWarning)] == []
+    assert job.result()[0].data.evs == pytest.approx(1.0, abs=0.5)
+    assert job.tags == ["t"]
 
 
 def test_seed_simulator_makes_counts_reproducible_and_different_seeds_differ(session):
