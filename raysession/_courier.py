@@ -24,10 +24,11 @@ from typing import Any
 
 import ray
 from qiskit.primitives import PrimitiveResult, PubResult
-from ray.exceptions import RayActorError
+from ray.exceptions import ObjectLostError, OwnerDiedError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ._connect import NAMESPACE, actor_name, live_session_ids
+from ._storage import stored_result
 from .backends._partition import join
 from .backends.base import Delivery
 
@@ -71,14 +72,28 @@ class Courier:
             )
             if delivery.error is not None:
                 raise delivery.error
-            values = await asyncio.gather(*delivery.refs)
+            value = await self._fetch(delivery, job_id)
         finally:
             self._in_flight -= 1
-        plan = delivery.join
-        value = values[0] if plan is None else join(plan.shapes, plan.chunks, values)
         self._note_fetched(session_id, job_id)
         result: PrimitiveResult[PubResult] = value
         return result
+
+    async def _fetch(self, delivery: Delivery, job_id: str) -> Any:
+        """The result from the refs, or from storage when the session no longer keeps the
+        refs or their owner (the submitter of a granted job) is gone."""
+        if delivery.refs:
+            try:
+                values = await asyncio.gather(*delivery.refs)
+            except (OwnerDiedError, ObjectLostError):
+                if delivery.storage is None:
+                    raise
+            else:
+                plan = delivery.join
+                return values[0] if plan is None else join(plan.shapes, plan.chunks, values)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, stored_result, job_id, delivery.storage
+        )
 
     async def start(self) -> None:
         """Begin watching for the moment the courier may exit (called once it is created)."""

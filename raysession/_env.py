@@ -3,7 +3,7 @@
 Every setting raysession takes from the environment goes through these functions,
 so an unset or blank variable means the default everywhere, and a bad value fails
 in the process that reads it with one kind of message: the variable, the value as
-given, and what is accepted. Pure Python; imports nothing from raysession.
+given, and what is accepted. Pure Python; imports only :mod:`._duration`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import math
 import os
 import re
 from typing import overload
+
+from ._duration import parse_duration
 
 _WHOLE = re.compile(r"[0-9]+")
 
@@ -93,3 +95,20 @@ def env_count(name: str, default: int | None, *, minimum: int = 0) -> int | None
             f"{name}={raw!r} must be a whole number, at least {minimum}, such as {example}"
         )
     return int(raw)
+
+
+def env_duration(name: str, default: str) -> int:
+    """A duration in whole seconds from ``name``, written as ``max_time`` is (``"7d"``,
+    ``"12h 30m"``, ``"3600"``).
+
+    Raises:
+        ValueError: the value is not such a duration, or is zero.
+    """
+    raw = _raw(name) or default
+    try:
+        return parse_duration(raw, what=name)
+    except ValueError:
+        raise ValueError(
+            f"{name}={raw!r} must be a duration of d/h/m/s terms or whole seconds, such as "
+            f"{default!r}"
+        ) from None

@@ -18,6 +18,7 @@ import asyncio
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 from ray.experimental import internal_kv
 
+from . import errors as _errors
 from ._lifecycle import SessionState
 from ._messages import JobInfo, JobStatus
 from .errors import (
@@ -133,6 +134,23 @@ def record_final(session_id: str, state: SessionState, ended: list[JobInfo]) -> 
         )
 
 
+def recorded_error(info: JobInfo) -> RaySessionError:
+    """The error a job that ended without a result raises, rebuilt from its record."""
+    if info.status is JobStatus.CANCELLED:
+        return JobCancelledError(
+            f"Job {info.job_id} was cancelled; it has no result.",
+            session_id=info.session_id,
+            job_id=info.job_id,
+        )
+    kind = getattr(_errors, info.error_type or "", JobFailedError)
+    if not (isinstance(kind, type) and issubclass(kind, RaySessionError)):
+        kind = JobFailedError
+    error: RaySessionError = kind(
+        info.error_message or "", session_id=info.session_id, job_id=info.job_id
+    )
+    return error
+
+
 def ended_job(job_id: str) -> JobInfo | None:
     """How a job without a result ended, as its session recorded on exit, if it did."""
     value = internal_kv._internal_kv_get(f"job/{job_id}", namespace=_KV_NAMESPACE)
@@ -150,18 +168,8 @@ def session_gone(session_id: str, job_id: str | None, exc: BaseException) -> Ray
     session ended, :class:`BackendUnavailableError` if its actor died."""
     state = final_state(session_id)
     error: RaySessionError
-    if state is SessionState.EXPIRED:
-        error = SessionExpiredError(
-            f"Session {session_id} expired; create a new Session to submit more jobs.",
-            session_id=session_id,
-            job_id=job_id,
-        )
-    elif state is not None:
-        error = SessionClosedError(
-            f"Session {session_id} is closed; create a new Session to submit more jobs.",
-            session_id=session_id,
-            job_id=job_id,
-        )
+    if state is not None:
+        error = ended(session_id, job_id, state)
     else:
         error = BackendUnavailableError(
             f"Session {session_id}'s actor died (its node may have failed); create a new Session.",
@@ -169,4 +177,22 @@ def session_gone(session_id: str, job_id: str | None, exc: BaseException) -> Ray
             job_id=job_id,
         )
     error.__cause__ = exc
+    return error
+
+
+def ended(session_id: str, job_id: str | None, state: SessionState) -> RaySessionError:
+    """The error for a job sent to a session that ended in ``state``."""
+    error: RaySessionError
+    if state is SessionState.EXPIRED:
+        error = SessionExpiredError(
+            f"Session {session_id} expired; create a new Session to submit more jobs.",
+            session_id=session_id,
+            job_id=job_id,
+        )
+    else:
+        error = SessionClosedError(
+            f"Session {session_id} is closed; create a new Session to submit more jobs.",
+            session_id=session_id,
+            job_id=job_id,
+        )
     return error

@@ -131,6 +131,8 @@ class SessionDetails(_Record):
     """Session: wall-clock seconds since the first job started. Batch: seconds of execution."""
     num_jobs: int
     """Jobs accepted so far."""
+    storage: str | None = None
+    """Where the session stores its job records and results (``RAYSESSION_STORAGE``)."""
 
 
 Seen = tuple[str, Any]

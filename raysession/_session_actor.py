@@ -13,6 +13,7 @@ import ray
 from . import _deadlines
 from ._failures import classify, record_final
 from ._granted import follow_granted
+from ._journal import Journal
 from ._lifecycle import SessionState, transition
 from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
 from ._session_records import (
@@ -23,6 +24,7 @@ from ._session_records import (
     prune,
     rejection,
 )
+from ._storage import cleanup_now_and_then, write_job, write_session
 from .backends.base import Backend, Delivery, Grant, JobSpec
 from .errors import ExecutionTimeoutError, RaySessionError
 
@@ -62,6 +64,12 @@ class SessionActor:
         self._wake: asyncio.Event | None = None
         self._exiting = False
         self._finished_since_prune = 0
+        self._writes: set[asyncio.Future[None]] = set()
+        self._journal = Journal(config.session_id)
+        self._head_writer: asyncio.Task[None] | None = None
+        self._head_dirty = False
+        if ray.get_runtime_context().was_current_actor_reconstructed:
+            self._recover()
 
     # ----------------------------------------------------------------- protocol
 
@@ -82,19 +90,25 @@ class SessionActor:
             SessionExpiredError: the session's max_time passed.
         """
         await self._settle(seen_done)
+        known = self._jobs.get(spec.job_id)
+        if known is not None:  # a submit retried after a restart: accepted already
+            return Admission(known.info(self._config.session_id))
         if not self._state.is_accepting:
             raise rejection(self._state, self._config, spec.job_id)
         job = JobRecord(spec.job_id, spec, self._sequence, time.time())
         self._sequence += 1
         self._jobs[job.job_id] = job
         self._times.last_activity = time.monotonic()
+        # Journalled before the submitter hears of it: an accepted job survives a restart.
+        job.journaled = asyncio.ensure_future(self._journal.accept(spec, job.sequence, job.created))
         if self._queue or self._num_running >= self._capacity():
             self._queue.append(job)
             self._poke()
+            await job.journaled
             return Admission(job.info(self._config.session_id))
         deadline = self._begin(job)
         try:
-            grant = await self._backend.reserve(spec, deadline)  # the job holds its slot
+            grant = await self._reserve(job, deadline)  # the job holds its slot
         except Exception:  # no grant: the job runs through the backend, which reports why
             logger.warning("job %s: no worker reserved", job.job_id, exc_info=True)
             grant = None
@@ -108,6 +122,22 @@ class SessionActor:
             job.sent = asyncio.get_running_loop().create_future()
         self._launch(job, deadline, grant)
         return Admission(job.info(self._config.session_id), grant)
+
+    async def _reserve(self, job: JobRecord, deadline: float | None) -> Grant | None:
+        """A worker for the job (see :meth:`Backend.reserve`), once the job is journalled."""
+        assert job.spec is not None and job.journaled is not None
+        reserve = asyncio.ensure_future(self._backend.reserve(job.spec, deadline))
+        try:
+            await asyncio.shield(job.journaled)
+        except BaseException:
+            reserve.add_done_callback(lambda f: self._return_grant(job, f))
+            raise
+        return await reserve
+
+    def _return_grant(self, job: JobRecord, reserve: asyncio.Future[Grant | None]) -> None:
+        if not reserve.cancelled() and reserve.exception() is None and reserve.result():
+            assert job.spec is not None
+            self._backend.release(job.spec, reserve.result(), stop=False)  # type: ignore[arg-type]
 
     async def sent(self, job_id: str, refs: list[ray.ObjectRef[Any]]) -> None:
         """The submitter of a granted job sent it: ``[done ref, result ref]``; ``[]`` if it
@@ -127,7 +157,7 @@ class SessionActor:
         job = self._jobs.get(job_id)
         if job is not None:
             await job.done.wait()
-        return delivery_of(job, job_id, self._config.session_id)
+        return delivery_of(job, job_id, self._config.session_id, self._config.storage)
 
     async def fetched(self, job_ids: list[str]) -> None:
         """A courier fetched these jobs' results: the actor need not keep them alive."""
@@ -213,8 +243,8 @@ class SessionActor:
         watchers = []
         for job_id, done in seen_done or ():
             job = self._jobs.get(job_id)
-            if job is None or job.watcher is None or job.watcher.done():
-                continue
+            if job is None or job.sent is None or job.watcher is None or job.watcher.done():
+                continue  # (no ``sent``: it runs again after a restart, not on its grant)
             if job.reported is not None and not job.reported.done():
                 job.reported.set_result(done)
             watchers.append(job.watcher)
@@ -225,6 +255,7 @@ class SessionActor:
         self._state = transition(self._state, state)
         if state.is_final:
             self._times.closed_at = time.time()
+        self._save_head()
         logger.info("session %s is %s", self._config.session_id, state)
         self._poke()
 
@@ -250,6 +281,7 @@ class SessionActor:
         job.status, job.running = JobStatus.RUNNING, now
         self._times.last_job_started = now
         self._num_running += 1
+        self._save_head()
         assert job.spec is not None
         limit = job.spec.max_execution_time
         return None if limit is None else now + limit
@@ -311,11 +343,107 @@ class SessionActor:
             self._times.execution_s += now - job.running
         self._times.last_activity = time.monotonic()
         job.done.set()
+        self._store(job)
+        self._later(self._journal_end(job))
+        self._save_head()
         self._finished_since_prune += 1
         if self._finished_since_prune >= 100:  # amortised: every 100 finished jobs
             self._finished_since_prune = 0
-            prune(self._jobs)
+            self._later(self._journal.forget(prune(self._jobs)))
         self._poke()
+
+    # ----------------------------------------------------------------- journal
+
+    def _recover(self) -> None:
+        """Rebuild the session from its journal (a restarted actor): final jobs answer
+        queries, accepted ones run again in FIFO order once the event loop runs."""
+        recovered = self._journal.load()
+        if recovered.head is not None:
+            self._state, self._sequence = recovered.head.state, recovered.head.sequence
+            self._times = Timeline.recovered(recovered.head)
+        for info in recovered.final:
+            self._jobs[info.job_id] = JobRecord.recovered(info)
+        for entry in recovered.accepted:
+            job = JobRecord(entry.spec.job_id, entry.spec, entry.sequence, entry.created)
+            job.journaled = asyncio.get_running_loop().create_future()
+            job.journaled.set_result(None)
+            self._jobs[job.job_id] = job
+            self._queue.append(job)
+        self._sequence = max([self._sequence, *(j.sequence + 1 for j in self._jobs.values())])
+        if self._state is SessionState.PENDING and self._queue:
+            self._state = SessionState.INACTIVE  # it ran before: the next start activates it
+        logger.warning(
+            "session %s restarted: %d jobs run again, %d finished ones recovered",
+            self._config.session_id, len(recovered.accepted), len(recovered.final),
+        )  # fmt: skip
+        # Workers the dead incarnation held are free again; then the queue resumes.
+        self._backend.release_session(self._config.session_id)
+        self._ensure_watchdog()
+        asyncio.get_running_loop().call_soon(self._pump)
+
+    def _later(self, write: Any) -> None:
+        """Run a journal write in the background, logging its failure."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    async def _journal_end(self, job: JobRecord) -> None:
+        if job.journaled is not None:
+            await asyncio.wait([job.journaled])  # its acceptance lands first
+        await self._journal.end(job.info(self._config.session_id))
+
+    def _save_head(self) -> None:
+        """Rewrite the journal's head soon: one writer, the latest state wins."""
+        self._head_dirty = True
+        if self._head_writer is None or self._head_writer.done():
+            self._head_writer = asyncio.get_running_loop().create_task(self._write_head())
+
+    async def _write_head(self) -> None:
+        while self._head_dirty and not self._exiting:
+            self._head_dirty = False
+            try:
+                await self._journal.save_head(self._times.head(self._state, self._sequence))
+            except Exception:
+                logger.warning("session %s: journal head not written", self._config.session_id)
+
+    def _store(self, job: JobRecord) -> None:
+        """Write a final job's record to storage from a thread, off the event loop."""
+        uri = self._config.storage
+        if uri is None:
+            return
+        info = job.info(self._config.session_id)
+        plan = None if job.delivery is None else job.delivery.join
+        write = asyncio.get_running_loop().run_in_executor(
+            None, write_job, uri, info, job.run.num_chunks, plan
+        )
+        self._writes.add(write)
+        write.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            logger.warning(
+                "session %s: a job record was not written: %s",
+                self._config.session_id, write.exception(),
+            )  # fmt: skip
+
+    async def _store_session(self) -> None:
+        """Store the session's final details once its jobs' records are written."""
+        uri = self._config.storage
+        if uri is None:
+            return
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=30.0)
+        details, job_ids = self._details(), list(self._jobs)
+
+        def write() -> None:
+            write_session(uri, details, job_ids)
+            cleanup_now_and_then(uri)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write)
+        except Exception:
+            logger.warning("session %s: its details were not stored", self._config.session_id)
 
     # ----------------------------------------------------------------- deadlines
 
@@ -383,6 +511,11 @@ class SessionActor:
             record_final(self._config.session_id, self._state, ended)
         except Exception:  # the GCS is unreachable: handles then report the actor as gone
             logger.warning("session %s could not record its end", self._config.session_id)
+        await self._store_session()
+        try:
+            await self._journal.drop()
+        except Exception:
+            logger.warning("session %s: journal not deleted", self._config.session_id)
         # Let the last replies leave the process before it goes.
         await asyncio.sleep(self._config.exit_grace_s)
         logger.info("session %s exits", self._config.session_id)

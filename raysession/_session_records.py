@@ -5,6 +5,7 @@ the errors its answers carry. Plain data and pure functions; the actor is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +15,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import _deadlines
 from ._connect import NAMESPACE, actor_name
+from ._failures import recorded_error
+from ._journal import Head
 from ._lifecycle import SessionState
 from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
 from .backends.base import BackendRun, Delivery, JobSpec
@@ -31,6 +34,8 @@ Mode = Literal["dedicated", "batch"]
 KEEP_RECORDS = 2_000
 # Finished, delivered jobs whose result refs are kept so another handle can fetch them.
 KEEP_RESULTS = 100
+# Times a session actor that died is restarted (recovering its journal) before it stays dead.
+MAX_RESTARTS = 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class SessionConfig:
     """Seconds between handing over the last result and exiting."""
     undelivered_grace_s: float = 60.0
     """Seconds a final session waits for results nobody fetched before exiting."""
+    storage: str | None = None
+    """Where job records and results are stored (``RAYSESSION_STORAGE`` of the process
+    that opened the session); ``None``: nowhere."""
 
     def limits(self) -> _deadlines.Limits:
         return _deadlines.Limits(
@@ -81,12 +89,30 @@ class JobRecord:
     tags: tuple[str, ...] = ()
     kind: str = ""
     """What the record keeps of its spec once the job is final (the spec is dropped)."""
+    journaled: asyncio.Future[None] | None = None
+    """The write of the job's acceptance to the journal (its end is written after it)."""
+    final_info: JobInfo | None = None
+    """A final job recovered from the journal by a restarted actor: its record as it was."""
 
     def __post_init__(self) -> None:
         if self.spec is not None:
             self.seed, self.tags, self.kind = self.spec.seed, self.spec.tags, self.spec.kind
 
+    @classmethod
+    def recovered(cls, info: JobInfo) -> JobRecord:
+        """The record of a job that was final when the actor's last incarnation died."""
+        job = cls(info.job_id, None, info.metrics.sequence, info.metrics.created, info.status)
+        job.final_info, job.delivered = info, True
+        job.running, job.finished = info.metrics.running, info.metrics.finished
+        job.seed, job.tags, job.kind = info.metrics.seed, info.tags, info.primitive_id
+        if info.status is not JobStatus.DONE:
+            job.error = recorded_error(info) if info.error_type else None
+        job.done.set()
+        return job
+
     def info(self, session_id: str) -> JobInfo:
+        if self.final_info is not None:
+            return self.final_info.model_copy(update={"tags": self.tags})
         run = self.run
         return JobInfo(
             job_id=self.job_id,
@@ -118,8 +144,8 @@ class JobRecord:
 
 
 def session_actor_options(session_id: str) -> dict[str, Any]:
-    """Ray options of a session actor: named, detached, CPU-free, never retried, and
-    kept on the creating node (a soft affinity is ignored for an actor that needs no
+    """Ray options of a session actor: named, detached, CPU-free, restarted when it dies,
+    and kept on the creating node (a soft affinity is ignored for an actor that needs no
     resources), so a session opened on the head does not die with a worker node."""
     return {
         "scheduling_strategy": NodeAffinitySchedulingStrategy(
@@ -129,9 +155,11 @@ def session_actor_options(session_id: str) -> dict[str, Any]:
         "namespace": NAMESPACE,
         "lifetime": "detached",
         "num_cpus": 0,
-        # FIFO comes from this actor's queue; a retried or restarted call could reorder jobs.
-        "max_restarts": 0,
-        "max_task_retries": 0,
+        # A killed or crashed actor comes back and recovers its journal (see ._journal);
+        # calls in flight are retried on it. ``submit`` is idempotent (by job id), and FIFO
+        # comes from the recovered queue's sequence numbers, not from the calls' order.
+        "max_restarts": MAX_RESTARTS,
+        "max_task_retries": -1,
         "max_concurrency": 10_000,
     }
 
@@ -150,6 +178,33 @@ class Timeline:
     last_completed_mono: float | None = None
     execution_s: float = 0.0
     """Seconds jobs ran, summed (a Batch's usage)."""
+
+    def head(self, state: SessionState, sequence: int) -> Head:
+        """The session's journal head (UNIX times only)."""
+        return Head(
+            state, sequence, self.started_at, self.closed_at, self.last_job_started,
+            self.last_job_completed, self.execution_s,
+        )  # fmt: skip
+
+    @classmethod
+    def recovered(cls, head: Head) -> Timeline:
+        """The timeline of a restarted actor: monotonic readings rebuilt from UNIX times,
+        so ``max_time`` counts from the first job's start whatever restarted meanwhile."""
+        now, mono = time.time(), time.monotonic()
+
+        def monotonic(unix: float | None) -> float | None:
+            return None if unix is None else mono - (now - unix)
+
+        return cls(
+            last_activity=mono,
+            started_at=head.started_at,
+            started_mono=monotonic(head.started_at),
+            closed_at=head.closed_at,
+            last_job_started=head.last_job_started,
+            last_job_completed=head.last_job_completed,
+            last_completed_mono=monotonic(head.last_job_completed),
+            execution_s=head.execution_s,
+        )
 
     def details(
         self, config: SessionConfig, backend_name: str, state: SessionState, num_jobs: int
@@ -174,6 +229,7 @@ class Timeline:
             mode=config.mode,
             usage_time=usage,
             num_jobs=num_jobs,
+            storage=config.storage,
         )
 
 
@@ -194,11 +250,15 @@ def rejection(state: SessionState, config: SessionConfig, job_id: str) -> RaySes
     )
 
 
-def delivery_of(job: JobRecord | None, job_id: str, session_id: str) -> Delivery:
+def delivery_of(
+    job: JobRecord | None, job_id: str, session_id: str, storage: str | None = None
+) -> Delivery:
     """Where a finished job's result is, or the error its reader raises:
     :class:`JobFailedError` (``__cause__`` is the worker's error),
     :class:`JobCancelledError`, :class:`BackendUnavailableError`, or
-    :class:`ResultUnavailableError` for an unknown job or a pruned result."""
+    :class:`ResultUnavailableError` for an unknown job or a pruned result that was not
+    stored. A DONE job's delivery names ``storage`` too: the reader's way to the result
+    when the refs are pruned or their owner (a granted job's submitter) is gone."""
     error: RaySessionError | None = None
     if job is None:
         error = ResultUnavailableError(
@@ -212,27 +272,32 @@ def delivery_of(job: JobRecord | None, job_id: str, session_id: str) -> Delivery
         error = JobCancelledError(
             f"Job {job_id} was cancelled; it has no result.", session_id=session_id, job_id=job_id
         )
-    elif job.delivery is None:
+    elif job.delivery is None and storage is None:
         error = ResultUnavailableError(
             f"Job {job_id}'s result was pruned: session {session_id} keeps the last "
-            f"{KEEP_RESULTS} results for other processes; read results from the handle that "
-            "submitted them.",
+            f"{KEEP_RESULTS} results for other processes and stores none "
+            "(RAYSESSION_STORAGE is off); read results from the handle that submitted them.",
             session_id=session_id,
             job_id=job_id,
         )
     if error is not None:
         return Delivery([], error=error)
-    assert job is not None and job.delivery is not None
-    return job.delivery
+    assert job is not None
+    if job.delivery is None:
+        return Delivery([], storage=storage)
+    return dataclasses.replace(job.delivery, storage=storage)
 
 
-def prune(jobs: dict[str, JobRecord]) -> None:
+def prune(jobs: dict[str, JobRecord]) -> list[str]:
     """Bound a session's memory: drop the result refs of all but the last
     :data:`KEEP_RESULTS` delivered jobs, then the records beyond :data:`KEEP_RECORDS`.
     A pruned job's ``result()`` from another process raises :class:`ResultUnavailableError`;
-    its submitter owns its result and is not affected."""
+    its submitter owns its result and is not affected. Returns the ids of the records
+    dropped."""
     finished = [job for job in jobs.values() if job.status.is_final and job.delivered]
     for old in finished[:-KEEP_RESULTS]:
         old.delivery, old.task, old.sent = None, None, None
-    for old in finished[: max(0, len(jobs) - KEEP_RECORDS)]:
-        del jobs[old.job_id]
+    dropped = [old.job_id for old in finished[: max(0, len(jobs) - KEEP_RECORDS)]]
+    for job_id in dropped:
+        del jobs[job_id]
+    return dropped

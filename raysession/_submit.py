@@ -74,10 +74,15 @@ def submit_job(
             check_isa(pub.circuit, circuit_key(pub.circuit)[0], target, name)
     if isinstance(mode, Session):
         check_execution_time(options, mode.max_time)
-        return mode._submit(build_spec(kind, pubs, options, mode.session_id, job_id, tags=tags))
+        spec = build_spec(
+            kind, pubs, options, mode.session_id, job_id, tags=tags, storage=mode.storage
+        )
+        return mode._submit(spec)
     for renew in (False, True):
         batch = job_mode_batch(mode, renew=renew)
-        spec = build_spec(kind, pubs, options, batch.session_id, job_id, tags=tags)
+        spec = build_spec(
+            kind, pubs, options, batch.session_id, job_id, tags=tags, storage=batch.storage
+        )
         try:
             return batch._submit(spec, job_mode=True)
         except (SessionClosedError, SessionExpiredError):
@@ -105,6 +110,7 @@ def build_spec(
     job_id: str | None = None,
     *,
     tags: Sequence[str] = (),
+    storage: str | None = None,
 ) -> JobSpec:
     """The job spec of coerced PUBs: circuits pickled once each and named by content.
 
@@ -149,6 +155,7 @@ def build_spec(
         num_chunks=len(plan(specs, settings.chunk_size)),
         aer_options=aer_options,
         tags=checked_tags,
+        storage=storage,
     )
 
 

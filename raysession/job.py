@@ -15,8 +15,9 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from . import errors
 from ._courier import deliver, forget_courier
-from ._failures import ended_job, for_caller, is_job_error
+from ._failures import ended_job, for_caller, is_job_error, recorded_error
 from ._messages import JobInfo, JobMetrics, JobStatus, Seen
+from ._storage import StoredJob, read_result
 from .errors import JobCancelledError, ResultUnavailableError, SessionNotFoundError
 
 if TYPE_CHECKING:
@@ -121,6 +122,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         self._final_info: JobInfo | None = None
         self._tags = list(tags)
         self._backend: Backend | None = None
+        self._stored = False
+        """Read from storage (see :func:`stored_job`): the job ended, ``_final_info`` says how."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         ref: ray.ObjectRef[Any] = ray.ObjectRef(
@@ -134,6 +137,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             self._granted,
             self._job_mode,
             tuple(self._tags),
+            self._final_info if self._stored else None,
         )
         return (_rebuild, (ref, *state))
 
@@ -199,6 +203,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """Call the session actor's ``method`` about this job's session."""
         self._check_connection()
         try:
+            if self._actor is None:  # read from storage: its session ended
+                raise RayActorError()
             return ray.get(getattr(self._actor, method).remote(*args))
         except (RayActorError, RayTaskError) as exc:
             if isinstance(exc, RayTaskError) and not isinstance(exc.cause, KeyError):
@@ -433,6 +439,9 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
                 "RuntimeJobV2.result() blocks and cannot run inside an event loop; use `await job`."
             )
         self._check_connection()
+        final = self._final_info
+        if self._stored and final is not None and final.status is not JobStatus.DONE:
+            raise recorded_error(final) from None
         try:
             value: PrimitiveResult[PubResult] = ray.get(self, timeout=timeout)
             self._seen()
@@ -495,10 +504,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
                     job_id=self._job_id,
                 )
             if recorded is not None and recorded.error_type is not None:
-                kind = getattr(errors, recorded.error_type, errors.JobFailedError)
-                return kind(
-                    recorded.error_message or "", session_id=self._session_id, job_id=self._job_id
-                )
+                return recorded_error(recorded)
         return for_caller(exc, job_id=self._job_id, session_id=self._session_id)
 
     def cancel(self) -> bool:
@@ -519,6 +525,27 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         return cancelled
 
 
+def stored_job(stored: StoredJob, actor: Any = None) -> RuntimeJobV2:
+    """The handle of a finished job read from storage: its record, and its result (read
+    now and put in this process's object store) if it has one.
+
+    Raises:
+        ResultUnavailableError: the job is DONE but its result files are gone.
+    """
+    info = stored.info
+    value = read_result(stored) if info.status is JobStatus.DONE else None
+    job = RuntimeJobV2(
+        ray.put(value),
+        job_id=info.job_id,
+        session_id=info.session_id,
+        actor=actor,
+        created=info.metrics.created,
+        tags=info.tags,
+    )
+    job._final_info, job._stored = info, True
+    return job
+
+
 def _rebuild(
     ref: ray.ObjectRef[Any],
     job_id: str,
@@ -528,8 +555,9 @@ def _rebuild(
     granted: bool,
     job_mode: bool,
     tags: tuple[str, ...] = (),
+    stored: JobInfo | None = None,
 ) -> RuntimeJobV2:
-    return RuntimeJobV2(
+    job = RuntimeJobV2(
         ref,
         job_id=job_id,
         session_id=session_id,
@@ -539,3 +567,6 @@ def _rebuild(
         job_mode=job_mode,
         tags=tags,
     )
+    if stored is not None:
+        job._final_info, job._stored = stored, True
+    return job

@@ -16,15 +16,17 @@ from ray.exceptions import RayActorError, RayTaskError
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
 from ._courier import courier, deliver
 from ._duration import check_bounds, parse_duration
-from ._failures import session_gone
+from ._failures import ended, session_gone
 from ._lifecycle import SessionState
 from ._messages import Admission, JobInfo, SessionDetails
 from ._session_actor import SessionActor
 from ._session_records import Mode, SessionConfig, session_actor_options
+from ._storage import StoredJob, read_job, read_session
 from .backends._device import isa_target, simulator_of
+from .backends._store import storage_uri
 from .backends.base import Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
 from .errors import RaySessionError, SessionNotFoundError
-from .job import RuntimeJobV2, connection, take_seen_done
+from .job import RuntimeJobV2, connection, stored_job, take_seen_done
 from .options import SessionLimits
 
 logger = logging.getLogger(__name__)
@@ -172,6 +174,7 @@ class Session:
             max_time_s=max_time_s,
             interactive_timeout_s=float(interactive_timeout),
             idle_timeout_s=float(idle_timeout),
+            storage=storage_uri(),
         )
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
@@ -200,6 +203,8 @@ class Session:
         self._actor = actor
         self._details_seen = details
         self._tokens: list[contextvars.Token[Session | None]] = []
+        self._stored_job_ids: list[str] | None = None
+        """Set for a session read from storage (it ended): its jobs."""
 
     @classmethod
     def _attach(
@@ -226,13 +231,17 @@ class Session:
 
     @classmethod
     def from_id(cls, session_id: str) -> Session:
-        """Attach to a live session by its id, from any process on the cluster.
+        """Attach to a session by its id, from any process on the cluster.
+
+        A session that ended is found in storage (``RAYSESSION_STORAGE``) until its
+        retention passes: its :meth:`details`, :meth:`job_ids` and :meth:`job` work, and
+        it takes no new jobs.
 
         Returns:
             A :class:`Session`, or a :class:`Batch` if the id is a batch's.
 
         Raises:
-            SessionNotFoundError: no live session has that id (it may have ended).
+            SessionNotFoundError: no live or stored session has that id.
         """
         ensure_ray()
         try:
@@ -240,11 +249,18 @@ class Session:
             details: SessionDetails = ray.get(actor.details.remote())
             backend: Backend = ray.get(actor.backend.remote())
         except (ValueError, RayActorError) as exc:
-            raise SessionNotFoundError(
-                f"No live session has id {session_id}; it may have closed. "
-                "Use raysession.list_sessions() to see the live ones.",
-                session_id=session_id,
-            ) from exc
+            stored = read_session(session_id)
+            if stored is None:
+                raise SessionNotFoundError(
+                    f"No live session has id {session_id}, and none is stored in "
+                    f"{storage_uri()}. Use raysession.list_sessions() to see the live ones.",
+                    session_id=session_id,
+                ) from exc
+            details, job_ids = stored
+            ended = Batch if details.mode == "batch" else Session
+            handle = ended._attach(session_id, None, details)
+            handle._stored_job_ids = job_ids
+            return handle
         handle_cls = Batch if details.mode == "batch" else Session
         return handle_cls._attach(
             session_id, actor, details, isa_target(backend), aer_options_of(backend)
@@ -286,11 +302,16 @@ class Session:
 
     def details(self) -> SessionDetails:
         """The session's details; after it ended, the last details seen, marked final."""
+        if self._actor is None:
+            return self._details_seen
         try:
             seen = take_seen_done(self._session_id)
             self._details_seen = ray.get(self._actor.details.remote(seen))
         except RayActorError:
-            if not self._details_seen.state.is_final:
+            stored = read_session(self._session_id, self._details_seen.storage)
+            if stored is not None:
+                self._details_seen, self._stored_job_ids = stored
+            elif not self._details_seen.state.is_final:
                 self._details_seen = self._details_seen.model_copy(
                     update={"state": SessionState.CLOSED}
                 )
@@ -313,30 +334,78 @@ class Session:
 
     def job_ids(self) -> list[str]:
         """Ids of the jobs the session knows, in submission order."""
-        try:
-            return list(ray.get(self._actor.job_ids.remote()))
-        except RayActorError:
-            return []
+        if self._actor is not None:
+            try:
+                return list(ray.get(self._actor.job_ids.remote()))
+            except RayActorError:
+                self.details()  # reads the stored job ids, if the session stored them
+        return list(self._stored_job_ids or [])
 
     def job_info(self, job_id: str) -> JobInfo:
         """Status, error message and metrics of one of the session's jobs.
 
         Raises:
             KeyError: the session does not know the job.
-            SessionNotFoundError: the session has ended.
+            SessionNotFoundError: the session has ended and did not store the job.
         """
         try:
+            if self._actor is None:
+                raise RayActorError()
             info: JobInfo = ray.get(self._actor.job_info.remote(job_id))
         except RayTaskError as exc:
-            if isinstance(exc.cause, KeyError):
+            if not isinstance(exc.cause, KeyError):
+                raise
+            stored = self._stored(job_id)
+            if stored is None:
                 raise KeyError(job_id) from None
-            raise
+            return stored.info
         except RayActorError as exc:
-            raise SessionNotFoundError(
-                f"Session {self._session_id} has ended; its job records are gone.",
-                session_id=self._session_id,
-            ) from exc
+            stored = self._stored(job_id)
+            if stored is None:
+                raise SessionNotFoundError(
+                    f"Session {self._session_id} has ended and job {job_id} is not in "
+                    f"its storage ({self.storage}).",
+                    session_id=self._session_id,
+                ) from exc
+            return stored.info
         return info
+
+    def job(self, job_id: str) -> RuntimeJobV2:
+        """A handle of one of the session's jobs, submitted from any process: its status,
+        metrics and result (``result()`` waits for a job that has not finished).
+
+        A finished job is read from storage when the session no longer keeps it (it
+        ended, or pruned the job's result): that works after the submitter exited.
+
+        Raises:
+            KeyError: the session does not know the job.
+            SessionNotFoundError: the session has ended and did not store the job.
+        """
+        info = self.job_info(job_id)
+        if info.status.is_final or self._actor is None:
+            stored = self._stored(job_id)
+            if stored is not None:
+                return stored_job(stored, self._actor)
+        return RuntimeJobV2(
+            deliver(self._session_id, job_id),
+            job_id=job_id,
+            session_id=self._session_id,
+            actor=self._actor,
+            created=info.metrics.created,
+            tags=info.tags,
+        )
+
+    def _stored(self, job_id: str) -> StoredJob | None:
+        stored = read_job(job_id, self.storage)
+        if stored is None or stored.info.session_id != self._session_id:
+            return None
+        return stored
+
+    @property
+    def storage(self) -> str | None:
+        """Where the session stores its job records and results (``RAYSESSION_STORAGE``
+        of the process that opened it), or ``None``."""
+        return self._details_seen.storage
 
     # -------------------------------------------------------------- acting
 
@@ -353,6 +422,8 @@ class Session:
             SessionExpiredError: the session's ``max_time`` passed.
             BackendUnavailableError: the session's actor died.
         """
+        if self._actor is None:
+            raise ended(self._session_id, spec.job_id, self._details_seen.state)
         try:
             seen = take_seen_done(self._session_id)
             admission: Admission = ray.get(self._actor.submit.remote(spec, seen))
@@ -389,8 +460,8 @@ class Session:
 
     def close(self) -> None:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""
-        if connection() != self._made_in:
-            return  # made over an earlier Ray connection: the session ended with it
+        if connection() != self._made_in or self._actor is None:
+            return  # made over an earlier Ray connection, or ended: nothing to close
         try:
             self._details_seen = ray.get(self._actor.close.remote())
         except RayActorError:
@@ -398,8 +469,8 @@ class Session:
 
     def cancel(self) -> None:
         """Stop accepting jobs and cancel queued ones; a running job finishes. Idempotent."""
-        if connection() != self._made_in:
-            return  # made over an earlier Ray connection: the session ended with it
+        if connection() != self._made_in or self._actor is None:
+            return  # made over an earlier Ray connection, or ended: nothing to cancel
         try:
             self._details_seen = ray.get(self._actor.cancel.remote())
         except RayActorError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,6 +14,9 @@ from raysession import AerBackend
 
 # Fast, short-lived sessions in tests; never tune these by sleeping.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# Durable results of the test run go to a fresh directory, not the user's
+# ~/.raysession/storage; driver subprocesses and Ray's workers inherit it.
+os.environ.setdefault("RAYSESSION_STORAGE", tempfile.mkdtemp(prefix="raysession-storage-"))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -17,6 +17,7 @@ from ..errors import ExecutionTimeoutError, JobFailedError
 from ._aer_exec import AerExecutor
 from ._blob import as_blob
 from ._partition import Kind, PubSpec, join, whole_job
+from ._store import write_chunk_later
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 # Simulators (one per Aer option set) a worker keeps; a noise model is a few MB at most.
@@ -46,6 +47,8 @@ class ChunkRequest:
     """UNIX time after which the chunk is not started (the job ran out of time)."""
     whole: bool = False
     """The chunk is the whole job: the worker returns the job's ``PrimitiveResult``."""
+    storage: str | None = None
+    """Where to store the chunk's result as well (see :mod:`._store`), or ``None``."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers
@@ -206,6 +209,9 @@ class AerWorker:
         done = ChunkDone(
             self._id, execution_s=elapsed, chunk_index=request.chunk_index, seed=request.seed
         )
-        if not request.whole:
-            return done, results
-        return done, join(request.pubs, whole_job(len(request.pubs)), [results])
+        value: list[PubResult] | PrimitiveResult[PubResult] = results
+        if request.whole:
+            value = join(request.pubs, whole_job(len(request.pubs)), [results])
+        if request.storage is not None:
+            write_chunk_later(request.storage, request.job_id, request.chunk_index, value)
+        return done, value

@@ -197,6 +197,17 @@ class PoolActor:
         worker.idle_since = time.monotonic()
         self._dispatch(worker.shape)
 
+    async def release_client(self, client: str) -> None:
+        """Forget everything of ``client`` (a session actor that died and restarted):
+        withdraw its waiting requests and release the workers it holds. A chunk it left
+        running finishes on its worker before the next one starts there."""
+        for queues in self._waiting.values():
+            for waiter in queues.pop(client, ()):
+                waiter.future.cancel()
+        for worker in list(self._workers.values()):
+            if worker.client == client:
+                await self.release(worker.worker_id)
+
     async def cancel_lease(self, request_id: str) -> None:
         """Withdraw a waiting lease request; if it was granted already, release its worker."""
         for queues in self._waiting.values():

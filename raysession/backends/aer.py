@@ -83,6 +83,7 @@ class AerGrant:
             use_cache=spec.circuit_cache,
             deadline=self.deadline,
             whole=True,
+            storage=spec.storage,
         )
         refs: tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]] = client.handle(
             self.worker_id
@@ -488,6 +489,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
                         use_cache=spec.circuit_cache,
                         deadline=deadline,
                         whole=whole,
+                        storage=spec.storage,
                     )
                     done_ref, result_ref = client.handle(lease.worker_id).run_chunk.remote(request)
                     running.add(index)
@@ -575,6 +577,10 @@ class AerBackend(BackendV2):  # type: ignore[misc]
             client.forget_worker(grant.worker_id)
             return
         client.hold(spec.session_id or spec.job_id, self._id, grant.lease)
+
+    def release_session(self, session_id: str) -> None:
+        """Free the workers and lease requests of a dead incarnation of a session actor."""
+        client.pool().release_client.remote(session_id)
 
     def warm_up(self, timeout: float = 300.0) -> int:
         """Start the workers this backend can use now, instead of with the first job.

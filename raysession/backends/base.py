@@ -35,6 +35,8 @@ class JobSpec:
     """Aer simulator options of this job (a noise model, say), over the backend's own."""
     tags: tuple[str, ...] = ()
     """The job's tags (qiskit-ibm-runtime's ``job_tags``), kept in its session's record."""
+    storage: str | None = None
+    """Where its workers store the job's results (``RAYSESSION_STORAGE``); ``None``: nowhere."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers
@@ -63,6 +65,9 @@ class Delivery:
     error: Exception | None = None
     """Set instead of refs when the job has no result: the error its reader raises. (An
     error raised by the session actor would reach a task depending on it as text only.)"""
+    storage: str | None = None
+    """Where the job's result is stored too: the reader's way when ``refs`` is empty (the
+    session no longer keeps them) or their owner is gone (a granted job's submitter exited)."""
 
 
 @dataclass
@@ -203,4 +208,10 @@ class Backend(Protocol):
     def release(self, spec: JobSpec, grant: Grant, *, stop: bool, lost: bool = False) -> None:
         """Give a granted worker back once its job ended; ``stop`` kills it first (the job
         was cancelled or ran out of time while running); ``lost``: it died."""
+        ...
+
+    def release_session(self, session_id: str) -> None:
+        """Free every worker held, and withdraw every request made, for ``session_id``
+        by an earlier incarnation of its session actor, which died (a restarted actor
+        calls this before it runs anything)."""
         ...

@@ -13,8 +13,10 @@ from ray.exceptions import RayActorError, RayTaskError
 from .._connect import NAMESPACE, actor_name, ensure_ray
 from .._courier import deliver
 from .._messages import JobInfo, SessionDetails
+from .._storage import read_job
+from ..backends._store import storage_uri
 from ..errors import SessionNotFoundError
-from ..job import RuntimeJobV2, check_tags
+from ..job import RuntimeJobV2, check_tags, stored_job
 from ..session import list_sessions
 from . import _catalog
 from .provider import RayBackend, select_backends
@@ -167,10 +169,12 @@ class QiskitRuntimeService:
     # ---------------------------------------------------------------- jobs
 
     def job(self, job_id: str) -> RuntimeJobV2:
-        """The job with this id, from any live session on the cluster.
+        """The job with this id: from the live session that has it, else from storage
+        (``RAYSESSION_STORAGE``), where finished jobs are kept after their submitter
+        exited and their session ended, until their retention passes.
 
         Raises:
-            SessionNotFoundError: no live session has the job (its session may have ended).
+            SessionNotFoundError: no live session has the job and it is not stored.
         """
         for session_id, actor in _live_session_actors(list_sessions()):
             try:
@@ -178,9 +182,16 @@ class QiskitRuntimeService:
             except RayActorError:
                 continue
             if job_id in job_ids:
-                return _job_handle(actor, session_id, ray.get(actor.job_info.remote(job_id)))
+                info: JobInfo = ray.get(actor.job_info.remote(job_id))
+                stored = read_job(job_id) if info.status.is_final else None
+                if stored is not None:
+                    return stored_job(stored, actor)
+                return _job_handle(actor, session_id, info)
+        stored = read_job(job_id)
+        if stored is not None:
+            return stored_job(stored)
         raise SessionNotFoundError(
-            f"No live session has job {job_id}; a session's job records end with the session. "
+            f"No live session has job {job_id} and it is not in storage ({storage_uri()}). "
             "Use service.jobs() to list the jobs of the live sessions.",
             job_id=job_id,
         )

@@ -13,10 +13,11 @@ import pytest
 import ray
 from qiskit import QuantumCircuit
 
-from raysession import AerBackend, EstimatorV2, RayProvider, Session, _job_mode
+from raysession import AerBackend, EstimatorV2, RayProvider, Session, _job_mode, _storage
 from raysession._env import env_count, env_seconds, env_whole_seconds
 from raysession.backends import aer
 from raysession.backends._pool_protocol import PoolConfig
+from raysession.backends._store import storage_uri
 from raysession.ibm import _catalog
 from raysession.ibm.provider_session import provider_min_max_time
 from raysession.options import SessionLimits
@@ -61,6 +62,14 @@ SETTINGS = [
     Setting("RAYSESSION_BACKEND_NUM_WORKERS", _catalog.num_workers, None, "positive_count"),
     Setting("RAYSESSION_MAX_CHUNK_RETRIES", _max_chunk_retries_parser, 3, "count"),
     Setting("RAYSESSION_MAX_CHUNK_RETRIES", aer.max_chunk_retries, 3, "count"),
+    Setting("RAYSESSION_STORAGE_RETENTION", _storage.retention_s, 7 * 86_400, "duration"),
+    Setting("RAYSESSION_STORAGE_MAX_BYTES", _storage.max_bytes, 10 * 2**30, "positive_count"),
+    Setting(
+        "RAYSESSION_STORAGE",
+        storage_uri,
+        str(Path("~/.raysession/storage").expanduser().absolute()),
+        "storage",
+    ),
 ]
 
 GOOD = {
@@ -68,18 +77,29 @@ GOOD = {
     "whole_seconds": [("5", 5), (" 600 ", 600), ("007", 7)],
     "count": [("0", 0), ("7", 7), (" 2 ", 2)],
     "positive_count": [("1", 1), ("7", 7)],
+    "duration": [("12h", 43_200), ("1d 6h", 108_000), (" 90 ", 90)],
+    # A directory (made absolute), a URI (as given), or off.
+    "storage": [
+        ("/tmp/store", "/tmp/store"),
+        ("s3://bucket/prefix", "s3://bucket/prefix"),
+        ("off", None),
+        ("OFF", None),
+    ],
 }
 BAD = {
     "seconds": ["abc", "nan", "NaN", "inf", "-inf", "-1", "0", "0.0", "60s", "1,5"],
     "whole_seconds": ["abc", "nan", "inf", "-1", "0", "1.5", "1e3", "1h", "+5"],
     "count": ["abc", "nan", "inf", "-1", "1.5", "1e3", "+2"],
     "positive_count": ["abc", "nan", "inf", "-1", "0", "1.5", "1e3"],
+    "duration": ["abc", "0", "-1h", "1h 1h", "1.5h", "1w"],
+    "storage": [],  # any path or URI is taken; a wrong one fails where it is used
 }
 ACCEPTED = {
     "seconds": "must be a positive number of seconds",
     "whole_seconds": "must be a whole number of seconds",
     "count": "must be a whole number",
     "positive_count": "must be a whole number, at least 1",
+    "duration": "must be a duration of d/h/m/s terms or whole seconds",
 }
 
 
