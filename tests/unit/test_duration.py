@@ -41,5 +41,5 @@ def test_parse_duration_rejects_zero_and_negative(value):
 
 def test_check_bounds_names_the_range():
     assert check_bounds(10, low_s=1, high_s=10) == 10
-    with pytest.raises(ValueError, match="outside the allowed range 1 s to 28800 s"):
+    with pytest.raises(ValueError, match=r"outside the allowed range 1 s to 28800 s \(up to 8h\)"):
         check_bounds(28801, low_s=1, high_s=28800)
