@@ -6,6 +6,7 @@ import asyncio
 import collections
 import logging
 import time
+import warnings
 from typing import Any
 
 import ray
@@ -68,7 +69,10 @@ class SessionActor:
         self._journal = Journal(config.session_id)
         self._head_writer: asyncio.Task[None] | None = None
         self._head_dirty = False
-        if ray.get_runtime_context().was_current_actor_reconstructed:
+        with warnings.catch_warnings():  # Ray's property reads a deprecated one inside
+            warnings.simplefilter("ignore", DeprecationWarning)
+            restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        if restarted:
             self._recover()
 
     # ----------------------------------------------------------------- protocol
@@ -335,8 +339,8 @@ class SessionActor:
             logger.warning(
                 "session %s job %s failed: %s", self._config.session_id, job.job_id, error
             )
-        if status is not JobStatus.DONE:
-            job.delivered = True  # the error travels in the answer to result()
+        if status is not JobStatus.DONE or (job.rerun and self._config.storage):
+            job.delivered = True  # the error travels in the answer; a rerun's result is stored
         if job.running is not None:
             self._times.last_job_completed = now
             self._times.last_completed_mono = time.monotonic()
@@ -365,6 +369,7 @@ class SessionActor:
             self._jobs[info.job_id] = JobRecord.recovered(info)
         for entry in recovered.accepted:
             job = JobRecord(entry.spec.job_id, entry.spec, entry.sequence, entry.created)
+            job.rerun = True
             job.journaled = asyncio.get_running_loop().create_future()
             job.journaled.set_result(None)
             self._jobs[job.job_id] = job

@@ -93,6 +93,9 @@ class JobRecord:
     """The write of the job's acceptance to the journal (its end is written after it)."""
     final_info: JobInfo | None = None
     """A final job recovered from the journal by a restarted actor: its record as it was."""
+    rerun: bool = False
+    """Run again by a restarted actor: its submitter may hold the first run's result and
+    never fetch this one's, so a stored result counts as delivered."""
 
     def __post_init__(self) -> None:
         if self.spec is not None:
