@@ -245,7 +245,7 @@ def check_sweep(result: Any, num_sets: int) -> None:
 
 
 def test_cluster_yaml_is_a_valid_launcher_config_that_installs_raysession_everywhere():
-    raw = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    raw = yaml.safe_load((REPO / "deploy" / "local-cluster.yaml").read_text())
     config = prepare_config(raw)
     validate_config(config)
 
@@ -266,7 +266,7 @@ def test_cluster_yaml_is_a_valid_launcher_config_that_installs_raysession_everyw
     assert any("ray start --head" in c for c in config["head_start_ray_commands"])
     assert any("ray start --address=$RAY_HEAD_IP" in c for c in config["worker_start_ray_commands"])
     # Token authentication stays as Ray sets it.
-    assert "RAY_AUTH_MODE" not in (REPO / "cluster.yaml").read_text()
+    assert "RAY_AUTH_MODE" not in (REPO / "deploy" / "local-cluster.yaml").read_text()
 
 
 # ------------------------------------------------------------------ placement
