@@ -1,4 +1,6 @@
-"""The worker pool on a real three-node Ray cluster (issue 7: a head and 2 nodes), and cluster.yaml.
+"""The worker pool on a real three-node Ray cluster (issue 7: a head and 2 nodes).
+
+The launcher configs (cluster.yaml, deploy/local-cluster.yaml) are checked in tests/test_deploy.py.
 
 The cluster is ``ray.cluster_utils.Cluster`` in this process: a head node (the driver's and
 the pool's) and two worker nodes, 2 CPUs each. Session actors land on any node, so a test
@@ -15,15 +17,12 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import ray
-import yaml
 from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
-from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray.util.state import list_actors
@@ -40,8 +39,6 @@ from raysession import (
 )
 from tests.conftest import live_raysession_actors, wait_for
 from tests.helpers import GATE_NAMESPACE, Gate, ansatz, bell, entered, gated, observable, values
-
-REPO = Path(__file__).resolve().parents[1]
 
 HEAD_CPUS = 2
 NODE_CPUS = 2
@@ -239,34 +236,6 @@ def check_sweep(result: Any, num_sets: int) -> None:
     expected = AerEstimatorV2().run([(circuit, observable(4), values(circuit, num_sets))]).result()
     assert result.data.evs.shape == (num_sets,)
     np.testing.assert_allclose(result.data.evs, expected[0].data.evs, atol=1e-12)
-
-
-# ------------------------------------------------------------------ cluster.yaml
-
-
-def test_cluster_yaml_is_a_valid_launcher_config_that_installs_raysession_everywhere():
-    raw = yaml.safe_load((REPO / "cluster.yaml").read_text())
-    config = prepare_config(raw)
-    validate_config(config)
-
-    # Every mounted path exists in a checkout, and together they make an installable project.
-    mounts = config["file_mounts"]
-    assert all((REPO / local).exists() for local in mounts.values()), mounts
-    project_dir = "~/raysession"
-    pyproject = (REPO / mounts[f"{project_dir}/pyproject.toml"]).read_text()
-    assert re.search(r'^name = "raysession"$', pyproject, re.MULTILINE)
-    readme = re.search(r'^readme = "(.+)"$', pyproject, re.MULTILINE)
-    assert readme and (REPO / mounts[f"{project_dir}/{readme.group(1)}"]).is_file()
-    assert (REPO / mounts[f"{project_dir}/raysession"] / "__init__.py").is_file()
-
-    # Setup commands run on head and workers alike and install the mounted project.
-    for commands in (config["head_setup_commands"], config["worker_setup_commands"]):
-        installs = [c for c in commands if "pip install" in c and c.split()[-1] == project_dir]
-        assert installs, commands
-    assert any("ray start --head" in c for c in config["head_start_ray_commands"])
-    assert any("ray start --address=$RAY_HEAD_IP" in c for c in config["worker_start_ray_commands"])
-    # Token authentication stays as Ray sets it.
-    assert "RAY_AUTH_MODE" not in (REPO / "cluster.yaml").read_text()
 
 
 # ------------------------------------------------------------------ placement
