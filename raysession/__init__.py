@@ -2,6 +2,7 @@
 
 from ._lifecycle import SessionState
 from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._storage import CleanupReport, cleanup_storage
 from .backends import AerBackend, PoolStatus, WorkerStatus, pool_status, shutdown_pool
 from .errors import (
     BackendUnavailableError,
@@ -40,6 +41,7 @@ __all__ = [
     "AerBackend",
     "BackendUnavailableError",
     "Batch",
+    "CleanupReport",
     "Estimator",
     "EstimatorOptions",
     "EstimatorV2",
@@ -72,6 +74,7 @@ __all__ = [
     "SessionNotFoundError",
     "SessionState",
     "WorkerStatus",
+    "cleanup_storage",
     "current_session",
     "list_sessions",
     "pool_status",

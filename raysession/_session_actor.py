@@ -259,6 +259,7 @@ class SessionActor:
         self._state = transition(self._state, state)
         if state.is_final:
             self._times.closed_at = time.time()
+            self._later(self._store_session())  # again on exit, with the last jobs' records
         self._save_head()
         logger.info("session %s is %s", self._config.session_id, state)
         self._poke()
@@ -437,8 +438,10 @@ class SessionActor:
         uri = self._config.storage
         if uri is None:
             return
-        if self._writes:
-            await asyncio.wait(set(self._writes), timeout=30.0)
+        current = asyncio.current_task()
+        writes = {w for w in self._writes if w is not current}
+        if writes:
+            await asyncio.wait(writes, timeout=30.0)
         details, job_ids = self._details(), list(self._jobs)
 
         def write() -> None:

@@ -17,7 +17,7 @@ from . import errors
 from ._courier import deliver, forget_courier
 from ._failures import ended_job, for_caller, is_job_error, recorded_error
 from ._messages import JobInfo, JobMetrics, JobStatus, Seen
-from ._storage import StoredJob, read_result
+from ._storage import StoredJob, read_job, read_result
 from .errors import JobCancelledError, ResultUnavailableError, SessionNotFoundError
 
 if TYPE_CHECKING:
@@ -456,9 +456,18 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             try:
                 value = ray.get(rerun)
             except RayError as again:
-                error = self._error(again)
-                raise error from error.__cause__
+                value = self._from_storage(again)
         return value
+
+    def _from_storage(self, exc: RayError) -> PrimitiveResult[PubResult]:
+        """The stored result of a job whose refs are gone for a reason outside the job
+        (its session actor exited, or the result's owner died); else the job's error."""
+        stored = None if is_job_error(exc) else read_job(self._job_id)
+        if stored is not None and stored.info.status is JobStatus.DONE:
+            value: PrimitiveResult[PubResult] = read_result(stored)
+            return value
+        error = self._error(exc)
+        raise error from error.__cause__
 
     def _seen(self) -> None:
         """Note a granted job whose result came from its worker, with its completion
@@ -478,8 +487,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             try:
                 value = yield from rerun.__await__()
             except RayError as again:
-                error = self._error(again)
-                raise error from error.__cause__
+                value = self._from_storage(again)
         return value
 
     def _rerun(self, exc: RayError) -> ray.ObjectRef[PrimitiveResult[PubResult]]:

@@ -172,3 +172,23 @@ def test_cleanup_removes_jobs_past_retention_then_the_oldest_past_the_size_bound
     assert report.jobs_removed == 1 and report.bytes_kept == sizes[ids[3]]
     assert [p.name for p in jobs.iterdir()] == [ids[3]]
     assert report.bytes_freed == sizes[ids[2]]
+
+
+def test_results_outlive_the_whole_ray_cluster_that_ran_them():
+    # The submitter starts (and, exiting, stops) a Ray cluster of its own.
+    env = {**os.environ, "RAY_ADDRESS": "local"}
+    start_ray = "    import ray\n    ray.init(num_cpus=2)\n    from raysession import"
+    script = SUBMIT.format(idle=1800, close=True).replace(
+        "    from raysession import", start_ray, 1
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    # That cluster is gone; this module's Ray never knew the session.
+    check_stored(out, QiskitRuntimeService().job)
+    session = Session.from_id(out["session"])
+    assert session.details().state == "closed"
+    check_stored(out, session.job)
