@@ -1,7 +1,7 @@
 """raysession: Qiskit Runtime sessions, batches and V2 primitives on Ray, with Aer simulating."""
 
 from ._lifecycle import SessionState
-from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails
 from .backends import AerBackend, PoolStatus, WorkerStatus, pool_status, shutdown_pool
 from .errors import (
     BackendUnavailableError,
@@ -9,12 +9,14 @@ from .errors import (
     JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    QueueFullError,
     RaySessionError,
     RaySessionWarning,
     ResultUnavailableError,
     SessionClosedError,
     SessionExpiredError,
     SessionNotFoundError,
+    WorkerLostError,
 )
 from .estimator import EstimatorV2
 
@@ -44,6 +46,7 @@ __all__ = [
     "EstimatorOptions",
     "EstimatorV2",
     "ExecutionTimeoutError",
+    "JobAttempt",
     "JobCancelledError",
     "JobFailedError",
     "JobInfo",
@@ -54,6 +57,7 @@ __all__ = [
     "PoolStatus",
     "ProviderSession",
     "QiskitRuntimeService",
+    "QueueFullError",
     "RayBackend",
     "RayProvider",
     "RaySessionError",
@@ -71,6 +75,7 @@ __all__ = [
     "SessionLimits",
     "SessionNotFoundError",
     "SessionState",
+    "WorkerLostError",
     "WorkerStatus",
     "current_session",
     "list_sessions",

@@ -13,9 +13,11 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import _deadlines
+from ._attempts import settled_attempts
 from ._connect import NAMESPACE, actor_name
 from ._lifecycle import SessionState
-from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._queue_limits import QueueLimits
 from .backends.base import BackendRun, Delivery, JobSpec
 from .errors import (
     JobCancelledError,
@@ -46,6 +48,8 @@ class SessionConfig:
     """Seconds between handing over the last result and exiting."""
     undelivered_grace_s: float = 60.0
     """Seconds a final session waits for results nobody fetched before exiting."""
+    queue: QueueLimits = field(default_factory=QueueLimits)
+    """Caps on the queued jobs and their input bytes, and how long a submit waits for room."""
 
     def limits(self) -> _deadlines.Limits:
         return _deadlines.Limits(
@@ -81,6 +85,8 @@ class JobRecord:
     tags: tuple[str, ...] = ()
     kind: str = ""
     """What the record keeps of its spec once the job is final (the spec is dropped)."""
+    attempts: list[JobAttempt] = field(default_factory=list)
+    """Each run of the job (one, plus one per retry); see :mod:`._attempts`."""
 
     def __post_init__(self) -> None:
         if self.spec is not None:
@@ -106,6 +112,7 @@ class JobRecord:
                 chunk_seeds=tuple(run.chunk_seeds),
                 chunk_workers=tuple(run.chunk_workers),
                 chunk_execution_s=tuple(run.chunk_execution_s),
+                attempts=settled_attempts(self),
             ),
             tags=self.tags,
             primitive_id=self.kind,

@@ -15,6 +15,7 @@ from qiskit import QuantumCircuit
 
 from raysession import AerBackend, EstimatorV2, RayProvider, Session, _job_mode
 from raysession._env import env_count, env_seconds, env_whole_seconds
+from raysession._queue_limits import queue_limits
 from raysession.backends import aer
 from raysession.backends._pool_protocol import PoolConfig
 from raysession.ibm import _catalog
@@ -61,6 +62,12 @@ SETTINGS = [
     Setting("RAYSESSION_BACKEND_NUM_WORKERS", _catalog.num_workers, None, "positive_count"),
     Setting("RAYSESSION_MAX_CHUNK_RETRIES", _max_chunk_retries_parser, 3, "count"),
     Setting("RAYSESSION_MAX_CHUNK_RETRIES", aer.max_chunk_retries, 3, "count"),
+    Setting(
+        "RAYSESSION_MAX_QUEUED_JOBS", lambda: queue_limits().max_jobs, 10_000, "positive_count"
+    ),
+    Setting(
+        "RAYSESSION_MAX_QUEUED_BYTES", lambda: queue_limits().max_bytes, 1 << 30, "positive_count"
+    ),
 ]
 
 GOOD = {
