@@ -1,7 +1,7 @@
 """raysession: Qiskit Runtime sessions, batches and V2 primitives on Ray, with Aer simulating."""
 
 from ._lifecycle import SessionState
-from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails
 from ._storage import CleanupReport, cleanup_storage
 from .backends import AerBackend, PoolStatus, WorkerStatus, pool_status, shutdown_pool
 from .errors import (
@@ -10,12 +10,14 @@ from .errors import (
     JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    QueueFullError,
     RaySessionError,
     RaySessionWarning,
     ResultUnavailableError,
     SessionClosedError,
     SessionExpiredError,
     SessionNotFoundError,
+    WorkerLostError,
 )
 from .estimator import EstimatorV2
 
@@ -46,6 +48,7 @@ __all__ = [
     "EstimatorOptions",
     "EstimatorV2",
     "ExecutionTimeoutError",
+    "JobAttempt",
     "JobCancelledError",
     "JobFailedError",
     "JobInfo",
@@ -56,6 +59,7 @@ __all__ = [
     "PoolStatus",
     "ProviderSession",
     "QiskitRuntimeService",
+    "QueueFullError",
     "RayBackend",
     "RayProvider",
     "RaySessionError",
@@ -73,6 +77,7 @@ __all__ = [
     "SessionLimits",
     "SessionNotFoundError",
     "SessionState",
+    "WorkerLostError",
     "WorkerStatus",
     "cleanup_storage",
     "current_session",

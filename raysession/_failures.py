@@ -1,10 +1,12 @@
 """The one place where what Ray raised becomes what raysession raises.
 
-Three questions, each answered here and nowhere else, and never by reading Ray's
+Four questions, each answered here and nowhere else, and never by reading Ray's
 message text:
 
 * :func:`classify`: how did a job end, given the exception its run raised (in the
   session actor)?
+* :func:`is_transient`: did it fail for a reason outside the job, so that running it
+  again may succeed (``options.raysession.max_retries``)?
 * :func:`for_caller`: which raysession error does a job handle raise for what
   ``ray.get`` raised?
 * :func:`session_gone`: a session actor cannot be reached. Did the session end (it
@@ -28,6 +30,7 @@ from .errors import (
     RaySessionError,
     SessionClosedError,
     SessionExpiredError,
+    WorkerLostError,
 )
 
 _KV_NAMESPACE = "raysession"
@@ -84,6 +87,19 @@ def classify(exc: BaseException, job_id: str) -> tuple[JobStatus, RaySessionErro
     error = JobFailedError(f"Job {job_id} could not run: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return JobStatus.ERROR, error
+
+
+def is_transient(error: RaySessionError | None) -> bool:
+    """True if a job that ended with ``error`` (from :func:`classify`) failed for a
+    transient backend reason, and may succeed if run again: its workers or the pool were
+    lost, no node could place a worker within the placement timeout
+    (:class:`BackendUnavailableError`), or a chunk crashed its worker more often than
+    ``RAYSESSION_MAX_CHUNK_RETRIES`` allows (:class:`WorkerLostError`).
+
+    Everything else is the job's own: an error of its circuits or input (Aer refused
+    it), :class:`~raysession.ExecutionTimeoutError`, a cancellation (no error).
+    """
+    return isinstance(error, BackendUnavailableError | WorkerLostError)
 
 
 def for_caller(exc: BaseException, *, job_id: str, session_id: str | None) -> BaseException:

@@ -57,6 +57,22 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class JobAttempt(_Record):
+    """One run of a job: the first, or a retry after a transient failure
+    (``options.raysession.max_retries``)."""
+
+    attempt: int
+    """1 for the first run, 2 for the first retry, and so on."""
+    started: float
+    """When the attempt started (UNIX seconds)."""
+    finished: float | None = None
+    """When it ended; ``None`` while it runs."""
+    error_type: str | None = None
+    """The name of the raysession error it ended with; ``None`` if it succeeded (or runs)."""
+    error_message: str | None = None
+    """That error's message."""
+
+
 class JobMetrics(_Record):
     """Timestamps (UNIX seconds) and placement of one job."""
 
@@ -82,6 +98,9 @@ class JobMetrics(_Record):
     """The worker that ran each chunk, in chunk order."""
     chunk_execution_s: tuple[float, ...] = ()
     """Seconds each chunk ran on its worker, in chunk order."""
+    attempts: tuple[JobAttempt, ...] = ()
+    """Each run of the job, in order: one, plus one per retry after a transient failure.
+    The chunk fields above describe the last attempt."""
 
     @property
     def queued(self) -> float:
@@ -133,6 +152,12 @@ class SessionDetails(_Record):
     """Jobs accepted so far."""
     storage: str | None = None
     """Where the session stores its job records and results (``RAYSESSION_STORAGE``)."""
+    num_queued: int = 0
+    """Jobs waiting in the session's queue (accepted, not yet running)."""
+    queued_bytes: int = 0
+    """Input bytes (circuits, parameter values, observables) of the queued jobs."""
+    num_waiting: int = 0
+    """``run()`` calls waiting for room in the queue (see ``queue_wait``)."""
 
 
 Seen = tuple[str, Any]

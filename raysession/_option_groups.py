@@ -30,6 +30,10 @@ RESERVED_RUN_OPTIONS = frozenset(
 )
 
 
+# The most retries a job may ask for: each can take a placement timeout (60 s by default).
+MAX_RETRIES = 10
+
+
 def check_aer_options(options: dict[str, Any], *, what: str) -> dict[str, Any]:
     """Return ``options`` if every key is an Aer simulator option.
 
@@ -393,6 +397,15 @@ class RaySessionOptions(OptionGroup):
     backend_options: dict[str, Any] = Field(default_factory=dict)
     """Aer simulator options of the job (``method``, ``noise_model``, ...), applied over
     the backend's own, as ``qiskit_aer.primitives``' ``backend_options``. Default: ``{}``."""
+    max_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
+    """How many times the session runs a job again after it failed for a transient
+    backend reason: its workers were lost (:class:`~raysession.BackendUnavailableError`,
+    or :class:`~raysession.WorkerLostError` once a chunk crashed its worker more often
+    than ``RAYSESSION_MAX_CHUNK_RETRIES`` allows), or no node could place a worker within
+    ``RAYSESSION_PLACEMENT_TIMEOUT_S``. Errors of the job itself (a circuit Aer refuses,
+    bad input, ``max_execution_time`` passed, cancellation) are never retried. A retry
+    keeps the job's place in the session, runs within its ``max_execution_time``, and
+    each attempt is listed in ``job.metrics()["attempts"]``. At most 10. Default: ``0``."""
 
     @field_validator("run_options")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 import warnings
@@ -12,11 +11,13 @@ from typing import Any
 import ray
 
 from . import _deadlines
+from ._attempts import run_attempts
 from ._failures import classify, record_final
 from ._granted import follow_granted
 from ._journal import Journal
 from ._lifecycle import SessionState, transition
 from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
+from ._queue_limits import JobQueue
 from ._session_records import (
     JobRecord,
     SessionConfig,
@@ -41,7 +42,10 @@ class SessionActor:
     Concurrency: an async actor; every method runs on one event loop, so the state
     needs no locks. Ordering: jobs get sequence numbers in the order ``submit`` calls
     arrive (from any client) and start in that order; in ``dedicated`` mode one job
-    runs at a time, in ``batch`` mode up to the backend's worker count.
+    runs at a time, in ``batch`` mode up to the backend's worker count. The queue is
+    capped (``config.queue``, see :mod:`._queue_limits`): past a cap a submit is refused
+    or waits for room, in arrival order. A job that fails for a transient reason runs
+    again in its slot when it asked for retries (see :mod:`._attempts`).
 
     Data never passes through it. A job that can start at once on an idle worker is
     granted that worker in the answer to its submit: the submitter sends the job
@@ -58,7 +62,7 @@ class SessionActor:
         self._backend = backend
         self._state = SessionState.PENDING
         self._jobs: dict[str, JobRecord] = {}
-        self._queue: collections.deque[JobRecord] = collections.deque()
+        self._queue = JobQueue(config.queue)  # a deque that counts bytes (back-pressure)
         self._num_running = 0
         self._sequence = 0
         self._times = Timeline()
@@ -92,12 +96,26 @@ class SessionActor:
         Raises:
             SessionClosedError: the session was closed or cancelled.
             SessionExpiredError: the session's max_time passed.
+            QueueFullError: the job would queue past a cap of the session's queue, and
+                no room came within the session's ``queue_wait``.
         """
         await self._settle(seen_done)
         known = self._jobs.get(spec.job_id)
         if known is not None:  # a submit retried after a restart: accepted already
             return Admission(known.info(self._config.session_id))
         if not self._state.is_accepting:
+            raise rejection(self._state, self._config, spec.job_id)
+        await self._queue.wait_for_room(
+            spec.input_bytes,
+            lambda: (
+                not self._state.is_accepting
+                or not (self._queue or self._num_running >= self._capacity())
+                or self._queue.fits(spec.input_bytes)
+            ),
+            session_id=self._config.session_id,
+            job_id=spec.job_id,
+        )
+        if not self._state.is_accepting:  # it ended while the job waited for room
             raise rejection(self._state, self._config, spec.job_id)
         job = JobRecord(spec.job_id, spec, self._sequence, time.time())
         self._sequence += 1
@@ -303,11 +321,15 @@ class SessionActor:
         or if that worker died or lacked a key, through the backend."""
         spec = job.spec
         assert spec is not None
-        if grant is not None and job.sent is not None:
-            delivery = await follow_granted(job, grant, self._backend)
-            if delivery is not None:
-                return delivery
-        return await self._backend.run_job(spec, deadline=deadline, record=job.run)
+
+        async def attempt(number: int) -> Delivery:  # retries never use the grant
+            if number == 1 and grant is not None and job.sent is not None:
+                delivery = await follow_granted(job, grant, self._backend)
+                if delivery is not None:
+                    return delivery
+            return await self._backend.run_job(spec, deadline=deadline, record=job.run)
+
+        return await run_attempts(job, attempt)
 
     async def _watch(self, job: JobRecord) -> None:
         assert job.task is not None and job.spec is not None
@@ -458,6 +480,7 @@ class SessionActor:
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
+        self._queue.wake()  # a submit waiting for room looks again
 
     def _ensure_watchdog(self) -> None:
         if self._wake is None:
@@ -530,4 +553,12 @@ class SessionActor:
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
     def _details(self) -> SessionDetails:
-        return self._times.details(self._config, self._backend.name, self._state, self._sequence)
+        details = self._times.details(self._config, self._backend.name, self._state, self._sequence)
+        queue = self._queue
+        return details.model_copy(
+            update={
+                "num_queued": len(queue),
+                "queued_bytes": queue.num_bytes,
+                "num_waiting": queue.num_waiting,
+            }
+        )

@@ -14,11 +14,13 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import _deadlines
+from ._attempts import settled_attempts
 from ._connect import NAMESPACE, actor_name
 from ._failures import recorded_error
 from ._journal import Head
 from ._lifecycle import SessionState
-from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._queue_limits import QueueLimits
 from .backends.base import BackendRun, Delivery, JobSpec
 from .errors import (
     JobCancelledError,
@@ -54,6 +56,8 @@ class SessionConfig:
     storage: str | None = None
     """Where job records and results are stored (``RAYSESSION_STORAGE`` of the process
     that opened the session); ``None``: nowhere."""
+    queue: QueueLimits = field(default_factory=QueueLimits)
+    """Caps on the queued jobs and their input bytes, and how long a submit waits for room."""
 
     def limits(self) -> _deadlines.Limits:
         return _deadlines.Limits(
@@ -96,6 +100,8 @@ class JobRecord:
     rerun: bool = False
     """Run again by a restarted actor: its submitter may hold the first run's result and
     never fetch this one's, so a stored result counts as delivered."""
+    attempts: list[JobAttempt] = field(default_factory=list)
+    """Each run of the job (one, plus one per retry); see :mod:`._attempts`."""
 
     def __post_init__(self) -> None:
         if self.spec is not None:
@@ -135,6 +141,7 @@ class JobRecord:
                 chunk_seeds=tuple(run.chunk_seeds),
                 chunk_workers=tuple(run.chunk_workers),
                 chunk_execution_s=tuple(run.chunk_execution_s),
+                attempts=settled_attempts(self),
             ),
             tags=self.tags,
             primitive_id=self.kind,

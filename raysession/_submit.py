@@ -61,6 +61,7 @@ def submit_job(
             circuit's state would not fit in a worker's memory (see :mod:`._pub_checks`).
         TypeError: ``tags`` is not a sequence of strings.
         SessionClosedError, SessionExpiredError: the session takes no new jobs.
+        QueueFullError: the session's queue is at a cap (see :class:`~raysession.Session`).
     """
     if tags is None:
         tags = options.environment.job_tags or ()
@@ -156,7 +157,27 @@ def build_spec(
         aer_options=aer_options,
         tags=checked_tags,
         storage=storage,
+        input_bytes=sum(map(len, circuits.values())) + sum(map(pub_bytes, specs)),
+        max_retries=settings.max_retries,
     )
+
+
+def pub_bytes(pub: PubSpec) -> int:
+    """About how many bytes a PUB's parameter values and observables take (its circuit
+    is counted once per job): the arrays' bytes, and per observable term a complex
+    coefficient plus 5 bytes per Pauli factor (its letter and qubit index), as Qiskit's
+    ``SparseObservable`` stores them. About 0.4 µs per observable."""
+    size = sum(int(array.nbytes) for array in pub.parameter_values.data.values())
+    observables = pub.observables
+    if observables is None:
+        return size
+    if hasattr(observables, "sparse_observables_array"):  # Qiskit >= 2.1
+        return size + sum(
+            16 * int(term.num_terms) + 5 * len(term.bit_terms)
+            for term in observables.sparse_observables_array().flat
+        )
+    listed = observables.ravel().tolist()  # dicts of Pauli labels, read more slowly
+    return size + sum(16 + len(label) for terms in listed for label in terms)
 
 
 class _Known:

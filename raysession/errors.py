@@ -6,8 +6,10 @@
     ├── SessionClosedError       you closed or cancelled it; no new jobs
     ├── SessionExpiredError      max_time passed; no new jobs, queued jobs failed
     ├── SessionNotFoundError     (also LookupError) no session with that id
+    ├── QueueFullError           the session's queue is at its cap; nothing was queued
     ├── JobFailedError           the job ran and failed; __cause__ is the worker's error
-    │   └── ExecutionTimeoutError  the job ran past its max_execution_time and was stopped
+    │   ├── ExecutionTimeoutError  the job ran past its max_execution_time and was stopped
+    │   └── WorkerLostError        a chunk crashed its worker more often than allowed
     ├── JobCancelledError        result() on a cancelled job
     ├── JobTimeoutError          (also TimeoutError) result(timeout=) elapsed
     ├── ResultUnavailableError   the result is gone: pruned, its session ended, or an
@@ -38,12 +40,14 @@ __all__ = [
     "JobCancelledError",
     "JobFailedError",
     "JobTimeoutError",
+    "QueueFullError",
     "RaySessionError",
     "RaySessionWarning",
     "ResultUnavailableError",
     "SessionClosedError",
     "SessionExpiredError",
     "SessionNotFoundError",
+    "WorkerLostError",
 ]
 
 
@@ -110,6 +114,24 @@ class JobFailedError(RaySessionError):
 
 class ExecutionTimeoutError(JobFailedError):
     """The job ran longer than its ``max_execution_time`` and was stopped."""
+
+
+class WorkerLostError(JobFailedError):
+    """A chunk of the job crashed its worker more often than ``RAYSESSION_MAX_CHUNK_RETRIES``
+    allows (the worker process died or was killed while running it).
+
+    Transient, like :class:`BackendUnavailableError`: with ``options.raysession.max_retries``
+    above 0 the session runs the job again.
+    """
+
+
+class QueueFullError(RaySessionError):
+    """The session already holds as many queued jobs, or queued input bytes, as its cap
+    allows (``max_queued_jobs``, ``max_queued_bytes``); the job was not queued.
+
+    Wait for queued jobs to finish, raise the cap, or give the session a ``queue_wait``
+    so that ``run()`` waits for room.
+    """
 
 
 class JobCancelledError(RaySessionError):

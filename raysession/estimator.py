@@ -76,6 +76,8 @@ class EstimatorV2(BasePrimitive[EstimatorOptions], BaseEstimatorV2):  # type: ig
                 Qiskit's coercion error with the PUB's index and the PUB's form added, or a
                 parameter value or precision that is NaN, infinite or negative.
             SessionClosedError, SessionExpiredError: the session takes no new jobs.
+            QueueFullError: the session's queue is at its cap of jobs or input bytes (after
+                waiting the session's ``queue_wait``, if it has one).
 
         Warns:
             RaySessionWarning: a circuit has measurements: they are applied and collapse

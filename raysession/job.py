@@ -324,9 +324,14 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             place in the session's FIFO order), ``seed`` (the job's seed: the one given,
             or the one drawn for it), ``num_chunks``, ``chunks`` (per chunk in order:
             ``index``, ``seed``, ``worker``, ``execution_s``, the seconds it ran on its
-            worker), ``chunk_seeds``, ``workers`` (in the order chunks finished) and
-            ``retries`` (chunks run again because their worker died). The results'
-            metadata is exactly Aer's, so these are where raysession reports itself.
+            worker), ``chunk_seeds``, ``workers`` (in the order chunks finished),
+            ``retries`` (chunks run again because their worker died), ``num_attempts``
+            and ``attempts`` (per run of the job, in order: ``attempt`` from 1,
+            ``started``, ``finished``, and ``error_type``/``error_message``, ``None``
+            for a run that succeeded; a job runs again after a transient failure when
+            ``options.raysession.max_retries`` allows, and the chunk fields describe its
+            last attempt). The results' metadata is exactly Aer's, so these are where
+            raysession reports itself.
 
         Raises:
             ResultUnavailableError: as :meth:`status`.
@@ -364,6 +369,17 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             "chunk_seeds": list(metrics.chunk_seeds),
             "retries": metrics.retries,
             "workers": list(metrics.workers),
+            "num_attempts": len(metrics.attempts),
+            "attempts": [
+                {
+                    "attempt": attempt.attempt,
+                    "started": iso(attempt.started),
+                    "finished": iso(attempt.finished),
+                    "error_type": attempt.error_type,
+                    "error_message": attempt.error_message,
+                }
+                for attempt in metrics.attempts
+            ],
         }
 
     def wait_for_final_state(self, timeout: float | None = None) -> None:

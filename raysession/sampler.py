@@ -70,6 +70,8 @@ class SamplerV2(BasePrimitive[SamplerOptions], BaseSamplerV2):  # type: ignore[m
         Raises:
             ValueError, TypeError: a PUB is invalid (raised here, before anything is queued).
             SessionClosedError, SessionExpiredError: the session takes no new jobs.
+            QueueFullError: the session's queue is at its cap of jobs or input bytes (after
+                waiting the session's ``queue_wait``, if it has one).
 
         Warns:
             RaySessionWarning: once, naming every option set that a simulator ignores

@@ -19,6 +19,7 @@ from ._duration import check_bounds, parse_duration
 from ._failures import ended, session_gone
 from ._lifecycle import SessionState
 from ._messages import Admission, JobInfo, SessionDetails
+from ._queue_limits import queue_limits
 from ._session_actor import SessionActor
 from ._session_records import Mode, SessionConfig, session_actor_options
 from ._storage import StoredJob, read_job, read_session
@@ -115,6 +116,13 @@ class Session:
     job closes itself after ``idle_timeout``. Once final, the actor exits after
     handing over the last result.
 
+    Back-pressure: the session's queue (jobs accepted but not yet running) is capped at
+    ``max_queued_jobs`` jobs and ``max_queued_bytes`` input bytes. A job that would
+    queue past a cap is refused: ``run()`` raises :class:`~raysession.QueueFullError`
+    in the caller, and the job gets no id in the session and no sequence number. With
+    ``queue_wait`` > 0, ``run()`` first waits up to that many seconds for room. A job
+    that starts at once is never refused.
+
     Args:
         backend: Where jobs run: a :class:`~raysession.AerBackend`, a backend
             name such as ``"ibmq_qasm_simulator"`` (resolved through ``service``,
@@ -130,10 +138,19 @@ class Session:
             goes inactive. Default: 60.
         idle_timeout: Seconds a session with no work waits before closing
             itself. Default: 1800.
+        max_queued_jobs: Most jobs waiting in the session's queue (accepted, not yet
+            running). Default: ``RAYSESSION_MAX_QUEUED_JOBS``, else 10 000.
+        max_queued_bytes: Most input bytes (pickled circuits, parameter values,
+            observables) of the queued jobs. Default: ``RAYSESSION_MAX_QUEUED_BYTES``,
+            else 1 GiB (1073741824).
+        queue_wait: What ``run()`` does with a job that would queue past a cap: 0
+            raises :class:`~raysession.QueueFullError` at once; more waits up to that
+            many seconds for room (in arrival order), then raises it. Default: 0.
 
     Raises:
-        ValueError: ``max_time`` or a timeout is invalid, or ``backend`` is neither a backend
-            nor a known backend name.
+        ValueError: ``max_time``, a timeout, a queue cap or ``queue_wait`` is invalid
+            (given, or in the environment), or ``backend`` is neither a backend nor a
+            known backend name.
 
     Example:
         >>> with Session(backend=AerBackend(), max_time="1h") as session:  # doctest: +SKIP
@@ -151,7 +168,11 @@ class Session:
         service: BackendSource | None = None,
         interactive_timeout: float = 60.0,
         idle_timeout: float = 1800.0,
+        max_queued_jobs: int | None = None,
+        max_queued_bytes: int | None = None,
+        queue_wait: float = 0.0,
     ) -> None:
+        queue = queue_limits(max_queued_jobs, max_queued_bytes, queue_wait)
         backend = resolve_backend(backend, service)
         limits = SessionLimits.from_env()
         if max_time is None:
@@ -175,6 +196,7 @@ class Session:
             interactive_timeout_s=float(interactive_timeout),
             idle_timeout_s=float(idle_timeout),
             storage=storage_uri(),
+            queue=queue,
         )
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
@@ -420,6 +442,7 @@ class Session:
         Raises:
             SessionClosedError: the session is closed or cancelled.
             SessionExpiredError: the session's ``max_time`` passed.
+            QueueFullError: the session's queue is at a cap (see ``queue_wait``).
             BackendUnavailableError: the session's actor died.
         """
         if self._actor is None:

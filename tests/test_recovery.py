@@ -37,9 +37,7 @@ def test_a_killed_session_actor_restarts_and_reruns_unfinished_jobs_once_in_fifo
     gates = {name: new_gate() for name in "abc"}
     session = Session(backend=backend)
     estimator = EstimatorV2(mode=session, options=GATED)
-    jobs = {
-        name: estimator.run([(gated(bell(False), gates[name][1]), "ZZ")]) for name in "abc"
-    }
+    jobs = {name: estimator.run([(gated(bell(False), gates[name][1]), "ZZ")]) for name in "abc"}
     done = estimator.run([(bell(False), "XX")])  # runs once a, b and c have
     wait_for(lambda: entered(gates["a"][0]) == 1, timeout=120)  # a runs, b and c wait
     assert [jobs[n].status() for n in "abc"] == ["RUNNING", "QUEUED", "QUEUED"]

@@ -23,7 +23,7 @@ from ray.exceptions import RayActorError
 
 from .._connect import ensure_ray
 from .._env import env_count
-from ..errors import BackendUnavailableError, JobFailedError
+from ..errors import BackendUnavailableError, WorkerLostError
 from . import _pool_client as client
 from ._aer_worker import ChunkDone, ChunkRequest
 from ._partition import PubShape, PubSpec, chunk_pubs, chunk_seed, plan
@@ -408,7 +408,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
             record: Filled with the job's chunk count, workers and retries as it runs.
 
         Raises:
-            JobFailedError: a chunk crashed its worker more often than allowed.
+            WorkerLostError: a chunk crashed its worker more often than allowed.
             BackendUnavailableError: no worker of the backend's shape can be placed.
             RayTaskError: a chunk failed (its cause is the worker's error).
         """
@@ -465,6 +465,8 @@ class AerBackend(BackendV2):  # type: ignore[misc]
     ) -> ray.ObjectRef[Any]:
         # A whole job whose granted worker died arrives here with that crash counted.
         crashes, limit = (record.retries if whole else 0), max_chunk_retries()
+        if crashes > limit:  # its granted worker died, and no rerun is allowed
+            raise _worker_lost(spec, index, crashes, limit)
         sim_key, sim_bytes = self._sim_options(spec)
         keys = list(dict.fromkeys(pub.circuit_key for pub in pubs))
         while True:
@@ -512,13 +514,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
                 client.forget_worker(lease.worker_id)
                 crashes += 1
                 if crashes > limit:
-                    raise JobFailedError(
-                        f"Job {spec.job_id}: the simulation of chunk {index} crashed its "
-                        f"worker {crashes} times ({RETRIES_ENV}={limit}); the job is failed, "
-                        "the session goes on. Check the circuit and the simulator's memory.",
-                        session_id=spec.session_id,
-                        job_id=spec.job_id,
-                    ) from exc
+                    raise _worker_lost(spec, index, crashes, limit) from exc
                 record.retries += 1
                 logger.warning(
                     "job %s chunk %d lost worker %s; running it again (%d of %d)",
@@ -628,6 +624,17 @@ def on_close(backend_id: str, hook: Callable[[], None]) -> None:
 
 
 _close_hooks: dict[str, list[Callable[[], None]]] = {}
+
+
+def _worker_lost(spec: JobSpec, index: int, crashes: int, limit: int) -> WorkerLostError:
+    return WorkerLostError(
+        f"Job {spec.job_id}: the simulation of chunk {index} crashed its worker {crashes} "
+        f"times ({RETRIES_ENV}={limit}); the job is failed, the session goes on. Check the "
+        "circuit and the simulator's memory, or set options.raysession.max_retries to run "
+        "the job again.",
+        session_id=spec.session_id,
+        job_id=spec.job_id,
+    )
 
 
 def _discard_outcome(task: asyncio.Future[Any]) -> None:

@@ -37,6 +37,12 @@ class JobSpec:
     """The job's tags (qiskit-ibm-runtime's ``job_tags``), kept in its session's record."""
     storage: str | None = None
     """Where its workers store the job's results (``RAYSESSION_STORAGE``); ``None``: nowhere."""
+    input_bytes: int = 0
+    """The job's input size: its pickled circuits, parameter values and observables, as
+    counted once by the primitive (a session caps the bytes of its queued jobs)."""
+    max_retries: int = 0
+    """How many times the session runs the job again after a transient failure (a lost
+    worker, a worker no node can place); ``options.raysession.max_retries``."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers

@@ -15,6 +15,7 @@ from qiskit import QuantumCircuit
 
 from raysession import AerBackend, EstimatorV2, RayProvider, Session, _job_mode, _storage
 from raysession._env import env_count, env_seconds, env_whole_seconds
+from raysession._queue_limits import queue_limits
 from raysession.backends import aer
 from raysession.backends._pool_protocol import PoolConfig
 from raysession.backends._store import storage_uri
@@ -69,6 +70,12 @@ SETTINGS = [
         storage_uri,
         str(Path("~/.raysession/storage").expanduser().absolute()),
         "storage",
+    ),
+    Setting(
+        "RAYSESSION_MAX_QUEUED_JOBS", lambda: queue_limits().max_jobs, 10_000, "positive_count"
+    ),
+    Setting(
+        "RAYSESSION_MAX_QUEUED_BYTES", lambda: queue_limits().max_bytes, 1 << 30, "positive_count"
     ),
 ]
 
