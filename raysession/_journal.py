@@ -56,6 +56,7 @@ class Accepted:
 class Recovered:
     """What a restarted session actor reads back."""
 
+    session_id: str
     head: Head | None
     accepted: list[Accepted] = field(default_factory=list)
     """In sequence (FIFO) order."""
@@ -71,6 +72,7 @@ class Journal:
     """One session's journal; every method is safe to call from the actor's event loop."""
 
     def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
         self._prefix = f"journal/{session_id}/"
 
     def _key(self, *parts: str) -> bytes:
@@ -106,7 +108,9 @@ class Journal:
         head_data = client.internal_kv_get(self._key("head"), NAMESPACE)
         keys = client.internal_kv_keys(self._key("job", ""), NAMESPACE)
         values: dict[bytes, bytes] = client.internal_kv_multi_get(keys, NAMESPACE) if keys else {}
-        recovered = Recovered(None if head_data is None else pickle.loads(head_data))
+        recovered = Recovered(
+            self._session_id, None if head_data is None else pickle.loads(head_data)
+        )
         for data in values.values():
             if data[:1] == b"F":
                 recovered.final.append(JobInfo.model_validate_json(data[1:]))

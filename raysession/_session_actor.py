@@ -12,9 +12,10 @@ import ray
 
 from . import _deadlines
 from ._attempts import run_attempts
+from ._durability import Durability, recovered_session
 from ._failures import classify, record_final
-from ._granted import follow_granted
-from ._journal import Journal
+from ._granted import follow_granted, reserve_journalled
+from ._journal import Head
 from ._lifecycle import SessionState, transition
 from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
 from ._queue_limits import JobQueue
@@ -26,7 +27,6 @@ from ._session_records import (
     prune,
     rejection,
 )
-from ._storage import cleanup_now_and_then, write_job, write_session
 from .backends.base import Backend, Delivery, Grant, JobSpec
 from .errors import ExecutionTimeoutError, RaySessionError
 
@@ -69,10 +69,7 @@ class SessionActor:
         self._wake: asyncio.Event | None = None
         self._exiting = False
         self._finished_since_prune = 0
-        self._writes: set[asyncio.Future[None]] = set()
-        self._journal = Journal(config.session_id)
-        self._head_writer: asyncio.Task[None] | None = None
-        self._head_dirty = False
+        self._durable = Durability(config)  # the journal and the stored records
         with warnings.catch_warnings():  # Ray's property reads a deprecated one inside
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = ray.get_runtime_context().was_current_actor_reconstructed
@@ -122,15 +119,15 @@ class SessionActor:
         self._jobs[job.job_id] = job
         self._times.last_activity = time.monotonic()
         # Journalled before the submitter hears of it: an accepted job survives a restart.
-        job.journaled = asyncio.ensure_future(self._journal.accept(spec, job.sequence, job.created))
+        journaled = self._durable.accept(job)
         if self._queue or self._num_running >= self._capacity():
             self._queue.append(job)
             self._poke()
-            await job.journaled
+            await journaled
             return Admission(job.info(self._config.session_id))
         deadline = self._begin(job)
         try:
-            grant = await self._reserve(job, deadline)  # the job holds its slot
+            grant = await reserve_journalled(job, self._backend, deadline)  # it holds its slot
         except Exception:  # no grant: the job runs through the backend, which reports why
             logger.warning("job %s: no worker reserved", job.job_id, exc_info=True)
             grant = None
@@ -144,22 +141,6 @@ class SessionActor:
             job.sent = asyncio.get_running_loop().create_future()
         self._launch(job, deadline, grant)
         return Admission(job.info(self._config.session_id), grant)
-
-    async def _reserve(self, job: JobRecord, deadline: float | None) -> Grant | None:
-        """A worker for the job (see :meth:`Backend.reserve`), once the job is journalled."""
-        assert job.spec is not None and job.journaled is not None
-        reserve = asyncio.ensure_future(self._backend.reserve(job.spec, deadline))
-        try:
-            await asyncio.shield(job.journaled)
-        except BaseException:
-            reserve.add_done_callback(lambda f: self._return_grant(job, f))
-            raise
-        return await reserve
-
-    def _return_grant(self, job: JobRecord, reserve: asyncio.Future[Grant | None]) -> None:
-        if not reserve.cancelled() and reserve.exception() is None and reserve.result():
-            assert job.spec is not None
-            self._backend.release(job.spec, reserve.result(), stop=False)  # type: ignore[arg-type]
 
     async def sent(self, job_id: str, refs: list[ray.ObjectRef[Any]]) -> None:
         """The submitter of a granted job sent it: ``[done ref, result ref]``; ``[]`` if it
@@ -221,7 +202,11 @@ class SessionActor:
 
     async def update_tags(self, job_id: str, tags: list[str]) -> list[str]:
         """Replace a job's tags; returns them. Raises KeyError for an unknown job."""
-        return self._job(job_id).retag(tags)
+        job = self._job(job_id)
+        tags = job.retag(tags)
+        if job.status.is_final:
+            self._durable.ended(job)  # the stored record and the journal get the new tags
+        return tags
 
     async def backend(self) -> Backend:
         """The backend the session's jobs run on."""
@@ -277,8 +262,9 @@ class SessionActor:
         self._state = transition(self._state, state)
         if state.is_final:
             self._times.closed_at = time.time()
-            self._later(self._store_session())  # again on exit, with the last jobs' records
-        self._save_head()
+            # Stored now, and again on exit with the last jobs' records.
+            self._durable.later(self._durable.store_session(self._details, list(self._jobs)))
+        self._durable.head_changed(self._head)
         logger.info("session %s is %s", self._config.session_id, state)
         self._poke()
 
@@ -304,7 +290,7 @@ class SessionActor:
         job.status, job.running = JobStatus.RUNNING, now
         self._times.last_job_started = now
         self._num_running += 1
-        self._save_head()
+        self._durable.head_changed(self._head)
         assert job.spec is not None
         limit = job.spec.max_execution_time
         return None if limit is None else now + limit
@@ -370,13 +356,12 @@ class SessionActor:
             self._times.execution_s += now - job.running
         self._times.last_activity = time.monotonic()
         job.done.set()
-        self._store(job)
-        self._later(self._journal_end(job))
-        self._save_head()
+        self._durable.ended(job)
+        self._durable.head_changed(self._head)
         self._finished_since_prune += 1
         if self._finished_since_prune >= 100:  # amortised: every 100 finished jobs
             self._finished_since_prune = 0
-            self._later(self._journal.forget(prune(self._jobs)))
+            self._durable.forget(prune(self._jobs))
         self._poke()
 
     # ----------------------------------------------------------------- journal
@@ -384,96 +369,16 @@ class SessionActor:
     def _recover(self) -> None:
         """Rebuild the session from its journal (a restarted actor): final jobs answer
         queries, accepted ones run again in FIFO order once the event loop runs."""
-        recovered = self._journal.load()
-        if recovered.head is not None:
-            self._state, self._sequence = recovered.head.state, recovered.head.sequence
-            self._times = Timeline.recovered(recovered.head)
-        for info in recovered.final:
-            self._jobs[info.job_id] = JobRecord.recovered(info)
-        for entry in recovered.accepted:
-            job = JobRecord(entry.spec.job_id, entry.spec, entry.sequence, entry.created)
-            job.rerun = True
-            job.journaled = asyncio.get_running_loop().create_future()
-            job.journaled.set_result(None)
-            self._jobs[job.job_id] = job
+        state, self._sequence, times, self._jobs, queued = recovered_session(
+            self._durable.recover(), self._state
+        )
+        self._state, self._times = state, times or self._times
+        for job in queued:
             self._queue.append(job)
-        self._sequence = max([self._sequence, *(j.sequence + 1 for j in self._jobs.values())])
-        if self._state is SessionState.PENDING and self._queue:
-            self._state = SessionState.INACTIVE  # it ran before: the next start activates it
-        logger.warning(
-            "session %s restarted: %d jobs run again, %d finished ones recovered",
-            self._config.session_id, len(recovered.accepted), len(recovered.final),
-        )  # fmt: skip
         # Workers the dead incarnation held are free again; then the queue resumes.
         self._backend.release_session(self._config.session_id)
         self._ensure_watchdog()
         asyncio.get_running_loop().call_soon(self._pump)
-
-    def _later(self, write: Any) -> None:
-        """Run a journal write in the background, logging its failure."""
-        task = asyncio.ensure_future(write)
-        self._writes.add(task)
-        task.add_done_callback(self._written)
-
-    async def _journal_end(self, job: JobRecord) -> None:
-        if job.journaled is not None:
-            await asyncio.wait([job.journaled])  # its acceptance lands first
-        await self._journal.end(job.info(self._config.session_id))
-
-    def _save_head(self) -> None:
-        """Rewrite the journal's head soon: one writer, the latest state wins."""
-        self._head_dirty = True
-        if self._head_writer is None or self._head_writer.done():
-            self._head_writer = asyncio.get_running_loop().create_task(self._write_head())
-
-    async def _write_head(self) -> None:
-        while self._head_dirty and not self._exiting:
-            self._head_dirty = False
-            try:
-                await self._journal.save_head(self._times.head(self._state, self._sequence))
-            except Exception:
-                logger.warning("session %s: journal head not written", self._config.session_id)
-
-    def _store(self, job: JobRecord) -> None:
-        """Write a final job's record to storage from a thread, off the event loop."""
-        uri = self._config.storage
-        if uri is None:
-            return
-        info = job.info(self._config.session_id)
-        plan = None if job.delivery is None else job.delivery.join
-        write = asyncio.get_running_loop().run_in_executor(
-            None, write_job, uri, info, job.run.num_chunks, plan
-        )
-        self._writes.add(write)
-        write.add_done_callback(self._written)
-
-    def _written(self, write: asyncio.Future[None]) -> None:
-        self._writes.discard(write)
-        if not write.cancelled() and write.exception() is not None:
-            logger.warning(
-                "session %s: a job record was not written: %s",
-                self._config.session_id, write.exception(),
-            )  # fmt: skip
-
-    async def _store_session(self) -> None:
-        """Store the session's final details once its jobs' records are written."""
-        uri = self._config.storage
-        if uri is None:
-            return
-        current = asyncio.current_task()
-        writes = {w for w in self._writes if w is not current}
-        if writes:
-            await asyncio.wait(writes, timeout=30.0)
-        details, job_ids = self._details(), list(self._jobs)
-
-        def write() -> None:
-            write_session(uri, details, job_ids)
-            cleanup_now_and_then(uri)
-
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, write)
-        except Exception:
-            logger.warning("session %s: its details were not stored", self._config.session_id)
 
     # ----------------------------------------------------------------- deadlines
 
@@ -542,15 +447,15 @@ class SessionActor:
             record_final(self._config.session_id, self._state, ended)
         except Exception:  # the GCS is unreachable: handles then report the actor as gone
             logger.warning("session %s could not record its end", self._config.session_id)
-        await self._store_session()
-        try:
-            await self._journal.drop()
-        except Exception:
-            logger.warning("session %s: journal not deleted", self._config.session_id)
+        await self._durable.store_session(self._details, list(self._jobs))
+        await self._durable.close()
         # Let the last replies leave the process before it goes.
         await asyncio.sleep(self._config.exit_grace_s)
         logger.info("session %s exits", self._config.session_id)
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+    def _head(self) -> Head:
+        return self._times.head(self._state, self._sequence)
 
     def _details(self) -> SessionDetails:
         details = self._times.details(self._config, self._backend.name, self._state, self._sequence)

@@ -549,14 +549,15 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         return cancelled
 
 
-def stored_job(stored: StoredJob, actor: Any = None) -> RuntimeJobV2:
-    """The handle of a finished job read from storage: its record, and its result (read
-    now and put in this process's object store) if it has one.
+def stored_job(stored: StoredJob, actor: Any = None, info: JobInfo | None = None) -> RuntimeJobV2:
+    """The handle of a finished job read from storage: its record (or ``info``, the live
+    session's newer one), and its result (read now and put in this process's object
+    store) if it has one.
 
     Raises:
         ResultUnavailableError: the job is DONE but its result files are gone.
     """
-    info = stored.info
+    info = info or stored.info
     value = read_result(stored) if info.status is JobStatus.DONE else None
     job = RuntimeJobV2(
         ray.put(value),

@@ -407,7 +407,7 @@ class Session:
         if info.status.is_final or self._actor is None:
             stored = self._stored(job_id)
             if stored is not None:
-                return stored_job(stored, self._actor)
+                return stored_job(stored, self._actor, info)
         return RuntimeJobV2(
             deliver(self._session_id, job_id),
             job_id=job_id,

@@ -68,7 +68,12 @@ def test_a_circuit_edited_in_place_after_its_first_run_gives_the_edited_numbers(
         assert _evs(estimator.run([(circuit, "ZZ")])) == pytest.approx(-1.0)
 
 
-def test_a_result_asked_for_by_another_process_is_pruned_with_a_clear_error(backend):
+@pytest.mark.parametrize("storage", ["stored", "off"])
+def test_a_pruned_result_asked_for_by_another_process_is_read_from_storage_or_refused(
+    backend, storage, monkeypatch
+):
+    if storage == "off":
+        monkeypatch.setenv("RAYSESSION_STORAGE", "off")
     with Batch(backend=backend) as batch:
         estimator = EstimatorV2(mode=batch, options=EXACT)
         jobs = [estimator.run([(bell(False), "ZZ")]) for _ in range(KEEP_RESULTS + 110)]
@@ -76,9 +81,22 @@ def test_a_result_asked_for_by_another_process_is_pruned_with_a_clear_error(back
         service = QiskitRuntimeService()
         recent = service.job(jobs[-1].job_id())
         assert _evs(recent) == pytest.approx(1.0)
+        # The session dropped the oldest result's refs: it comes from storage, if any.
         old = service.job(jobs[0].job_id())
-        with pytest.raises(ResultUnavailableError, match="pruned"):
-            old.result(timeout=60)
+        if storage == "off":
+            with pytest.raises(ResultUnavailableError, match="pruned"):
+                old.result(timeout=60)
+        else:
+            assert old._stored and _evs(old) == pytest.approx(1.0)
+            # And through the session's courier, which the session points to storage.
+            via_courier = RuntimeJobV2(
+                deliver(batch.session_id, jobs[0].job_id()),
+                job_id=jobs[0].job_id(),
+                session_id=batch.session_id,
+                actor=batch._actor,
+                created=0.0,
+            )
+            assert _evs(via_courier) == pytest.approx(1.0)
         # The submitter owns its results: its own handle still reads the oldest one.
         assert _evs(jobs[0]) == pytest.approx(1.0)
 

@@ -185,7 +185,7 @@ class QiskitRuntimeService:
                 info: JobInfo = ray.get(actor.job_info.remote(job_id))
                 stored = read_job(job_id) if info.status.is_final else None
                 if stored is not None:
-                    return stored_job(stored, actor)
+                    return stored_job(stored, actor, info)
                 return _job_handle(actor, session_id, info)
         stored = read_job(job_id)
         if stored is not None:

@@ -1,0 +1,162 @@
+"""What a session actor writes so that it, and its results, outlive it: the journal
+(:mod:`._journal`, for a restarted actor) and the stored records (:mod:`._storage`, for
+any driver later). Every write runs in the background, off the actor's critical path,
+except a job's acceptance, which the submit awaits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ._journal import Head, Journal, Recovered
+from ._lifecycle import SessionState
+from ._messages import SessionDetails
+from ._session_records import JobRecord, SessionConfig, Timeline
+from ._storage import cleanup_now_and_then, write_job, write_session
+
+logger = logging.getLogger(__name__)
+
+
+class Durability:
+    """One session actor's writes to its journal and its storage.
+
+    Ordering: a job's end is written after its acceptance; the journal head has one
+    writer, and the latest head wins. :meth:`settled` waits for every write in flight.
+    """
+
+    def __init__(self, config: SessionConfig) -> None:
+        self._config = config
+        self._journal = Journal(config.session_id)
+        self._writes: set[asyncio.Future[Any]] = set()
+        self._head: Callable[[], Head] | None = None
+        self._head_writer: asyncio.Task[None] | None = None
+        self._head_dirty = False
+        self._closed = False
+
+    def recover(self) -> Recovered:
+        """The journal of the session's last incarnation (blocking; a restart reads it once)."""
+        return self._journal.load()
+
+    def accept(self, job: JobRecord) -> asyncio.Future[None]:
+        """Journal an accepted job; the returned future is done once the GCS has it."""
+        assert job.spec is not None
+        job.journaled = asyncio.ensure_future(
+            self._journal.accept(job.spec, job.sequence, job.created)
+        )
+        return job.journaled
+
+    def ended(self, job: JobRecord) -> None:
+        """A job is final: store its record and replace its journal entry by it."""
+        info = job.info(self._config.session_id)
+        uri = self._config.storage
+        if uri is not None:
+            plan = None if job.delivery is None else job.delivery.join
+            loop = asyncio.get_running_loop()
+            self._track(loop.run_in_executor(None, write_job, uri, info, job.run.num_chunks, plan))
+        self.later(self._journal_end(job.journaled, info))
+
+    def forget(self, job_ids: list[str]) -> None:
+        """Pruned jobs leave the journal (their stored records stay)."""
+        if job_ids:
+            self.later(self._journal.forget(job_ids))
+
+    def head_changed(self, head: Callable[[], Head]) -> None:
+        """The session's state or clocks changed: rewrite the journal head soon."""
+        self._head, self._head_dirty = head, True
+        if not self._closed and (self._head_writer is None or self._head_writer.done()):
+            self._head_writer = asyncio.get_running_loop().create_task(self._write_head())
+
+    def later(self, write: Coroutine[Any, Any, Any]) -> None:
+        """Run a write in the background; its failure is logged."""
+        self._track(asyncio.ensure_future(write))
+
+    async def store_session(
+        self, details: Callable[[], SessionDetails], job_ids: list[str]
+    ) -> None:
+        """Store the session's details once its jobs' records are written, and clean the
+        storage up now and then."""
+        uri = self._config.storage
+        if uri is None:
+            return
+        await self.settled(timeout=30.0)
+        final = details()
+
+        def write() -> None:
+            write_session(uri, final, job_ids)
+            cleanup_now_and_then(uri)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write)
+        except Exception:
+            logger.warning("session %s: its details were not stored", self._config.session_id)
+
+    async def settled(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for the writes in flight, except the caller's own."""
+        current = asyncio.current_task()
+        writes = {w for w in self._writes if w is not current}
+        if writes:
+            await asyncio.wait(writes, timeout=timeout)
+
+    async def close(self) -> None:
+        """The session ended: delete its journal, after the writes in flight."""
+        self._closed = True
+        await self.settled(timeout=30.0)
+        try:
+            await self._journal.drop()
+        except Exception:
+            logger.warning("session %s: journal not deleted", self._config.session_id)
+
+    def _track(self, write: asyncio.Future[Any]) -> None:
+        self._writes.add(write)
+        write.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Future[Any]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            logger.warning(
+                "session %s: a record was not written: %s",
+                self._config.session_id, write.exception(),
+            )  # fmt: skip
+
+    async def _journal_end(self, accepted: asyncio.Future[None] | None, info: Any) -> None:
+        if accepted is not None:
+            await asyncio.wait([accepted])  # its acceptance lands first
+        await self._journal.end(info)
+
+    async def _write_head(self) -> None:
+        while self._head_dirty and not self._closed and self._head is not None:
+            self._head_dirty = False
+            try:
+                await self._journal.save_head(self._head())
+            except Exception:
+                logger.warning("session %s: journal head not written", self._config.session_id)
+
+
+def recovered_session(
+    recovered: Recovered, state: SessionState
+) -> tuple[SessionState, int, Timeline | None, dict[str, JobRecord], list[JobRecord]]:
+    """A restarted actor's state, sequence counter, timeline (``None``: none journalled),
+    job records and queue (the jobs to run again, in FIFO order), from its journal."""
+    timeline, sequence = None, 0
+    if recovered.head is not None:
+        state, sequence = recovered.head.state, recovered.head.sequence
+        timeline = Timeline.recovered(recovered.head)
+    jobs = {info.job_id: JobRecord.recovered(info) for info in recovered.final}
+    queued = []
+    for entry in recovered.accepted:
+        job = JobRecord(entry.spec.job_id, entry.spec, entry.sequence, entry.created)
+        job.rerun = True
+        job.journaled = asyncio.get_running_loop().create_future()
+        job.journaled.set_result(None)
+        jobs[job.job_id] = job
+        queued.append(job)
+    sequence = max([sequence, *(job.sequence + 1 for job in jobs.values())])
+    if state is SessionState.PENDING and queued:
+        state = SessionState.INACTIVE  # it ran before: the next start activates it
+    logger.warning(
+        "session %s restarted: %d jobs run again, %d finished ones recovered",
+        recovered.session_id, len(queued), len(recovered.final),
+    )  # fmt: skip
+    return state, sequence, timeline, jobs, queued
