@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import asyncio
 
-from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+from ray.exceptions import (
+    ActorUnschedulableError,
+    RayActorError,
+    RayError,
+    RayTaskError,
+    TaskCancelledError,
+)
 from ray.experimental import internal_kv
 
 from . import errors as _errors
@@ -34,6 +40,10 @@ from .errors import (
 )
 
 _KV_NAMESPACE = "raysession"
+
+ACTOR_GONE = (RayActorError, ActorUnschedulableError)
+"""What a call to an actor that is gone raises: it died for good, or it cannot come back
+(its restart is pinned to a node that died)."""
 
 
 def innermost(exc: BaseException) -> BaseException:

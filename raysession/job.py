@@ -15,7 +15,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from . import errors
 from ._courier import deliver, forget_courier
-from ._failures import ended_job, for_caller, is_job_error, recorded_error
+from ._failures import ACTOR_GONE, ended_job, for_caller, is_job_error, recorded_error
 from ._messages import JobInfo, JobMetrics, JobStatus, Seen
 from ._storage import StoredJob, read_job, read_result
 from .errors import JobCancelledError, ResultUnavailableError, SessionNotFoundError
@@ -206,7 +206,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             if self._actor is None:  # read from storage: its session ended
                 raise RayActorError()
             return ray.get(getattr(self._actor, method).remote(*args))
-        except (RayActorError, RayTaskError) as exc:
+        except (*ACTOR_GONE, RayTaskError) as exc:
             if isinstance(exc, RayTaskError) and not isinstance(exc.cause, KeyError):
                 raise
             raise SessionNotFoundError(
@@ -236,7 +236,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         finished = self._granted and bool(ray.wait([self], timeout=0)[0])
         try:
             info: JobInfo = ray.get(self._actor.job_info.remote(self._job_id, finished))
-        except (RayActorError, RayTaskError):
+        except (*ACTOR_GONE, RayTaskError):
             # The session actor exits once its results are handed over.
             info = self._info_after_session()
         if info.status.is_final:
@@ -413,7 +413,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
                 )
             except GetTimeoutError:
                 break
-            except (RayActorError, RayTaskError):
+            except (*ACTOR_GONE, RayTaskError):
                 info = self._info_after_session()
             if info.status.is_final:
                 self._final_info = info
@@ -542,7 +542,7 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
             return False
         try:
             cancelled: bool = ray.get(self._actor.cancel_job.remote(self._job_id))
-        except (RayActorError, RayTaskError):
+        except (*ACTOR_GONE, RayTaskError):
             return False
         if cancelled:
             self._final_info = None

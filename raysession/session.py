@@ -16,7 +16,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
 from ._courier import courier, deliver
 from ._duration import check_bounds, parse_duration
-from ._failures import ended, session_gone
+from ._failures import ACTOR_GONE, ended, session_gone
 from ._lifecycle import SessionState
 from ._messages import Admission, JobInfo, SessionDetails
 from ._queue_limits import queue_limits
@@ -270,7 +270,7 @@ class Session:
             actor: Any = ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE)
             details: SessionDetails = ray.get(actor.details.remote())
             backend: Backend = ray.get(actor.backend.remote())
-        except (ValueError, RayActorError) as exc:
+        except (ValueError, *ACTOR_GONE) as exc:
             stored = read_session(session_id)
             if stored is None:
                 raise SessionNotFoundError(
@@ -329,7 +329,7 @@ class Session:
         try:
             seen = take_seen_done(self._session_id)
             self._details_seen = ray.get(self._actor.details.remote(seen))
-        except RayActorError:
+        except ACTOR_GONE:
             stored = read_session(self._session_id, self._details_seen.storage)
             if stored is not None:
                 self._details_seen, self._stored_job_ids = stored
@@ -359,7 +359,7 @@ class Session:
         if self._actor is not None:
             try:
                 return list(ray.get(self._actor.job_ids.remote()))
-            except RayActorError:
+            except ACTOR_GONE:
                 self.details()  # reads the stored job ids, if the session stored them
         return list(self._stored_job_ids or [])
 
@@ -381,7 +381,7 @@ class Session:
             if stored is None:
                 raise KeyError(job_id) from None
             return stored.info
-        except RayActorError as exc:
+        except ACTOR_GONE as exc:
             stored = self._stored(job_id)
             if stored is None:
                 raise SessionNotFoundError(
@@ -454,7 +454,7 @@ class Session:
             if isinstance(exc.cause, RaySessionError):
                 raise exc.cause from None
             raise
-        except RayActorError as exc:
+        except ACTOR_GONE as exc:
             raise session_gone(self._session_id, spec.job_id, exc) from exc
         grant = admission.grant
         ref: ray.ObjectRef[Any]
@@ -462,7 +462,7 @@ class Session:
             try:
                 done_ref, ref = grant.dispatch(spec)
                 sent = [done_ref, ref]
-            except RayActorError:  # the worker died since the grant: the session runs it
+            except ACTOR_GONE:  # the worker died since the grant: the session runs it
                 sent = []
             self._actor.sent.remote(spec.job_id, sent)
             if not sent:
@@ -487,7 +487,7 @@ class Session:
             return  # made over an earlier Ray connection, or ended: nothing to close
         try:
             self._details_seen = ray.get(self._actor.close.remote())
-        except RayActorError:
+        except ACTOR_GONE:
             pass
 
     def cancel(self) -> None:
@@ -496,7 +496,7 @@ class Session:
             return  # made over an earlier Ray connection, or ended: nothing to cancel
         try:
             self._details_seen = ray.get(self._actor.cancel.remote())
-        except RayActorError:
+        except ACTOR_GONE:
             pass
 
     def __enter__(self) -> Session:

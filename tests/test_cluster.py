@@ -429,3 +429,23 @@ def test_job_fails_with_backend_unavailable_when_its_session_actors_node_dies(no
         ev = EstimatorV2(options={"default_precision": 0}).run([(bell(False), "ZZ")])
         assert float(ev.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
     assert lost not in {w.node_id for w in pool_status().workers}
+
+
+def test_a_killed_session_actor_restarts_and_reruns_its_job_split_over_the_nodes(nodes, gate):
+    handle, name = gate
+    with Session(backend=AerBackend()) as session:
+        job = EstimatorV2(
+            mode=session, options={**GATED, "raysession": {"circuit_cache": False, "chunk_size": 2}}
+        ).run([sweep(name, 6)])
+        wait_for(lambda: entered(handle) == 3, timeout=180)  # a chunk on each node
+        actor = ray.get_actor(f"session-{session.session_id}", namespace="raysession")
+        ray.kill(actor, no_restart=False)
+        # The restarted actor runs the whole job again: three more chunks reach the gate,
+        # on the workers the dead incarnation held (the pool freed them) or new ones.
+        handle.allow.remote(3)  # the first run's chunks finish and go nowhere
+        wait_for(lambda: entered(handle) >= 6, timeout=180)
+        handle.allow.remote(3)
+        check_sweep(job.result(timeout=180)[0], 6)
+        assert job.status() == "DONE" and job.metrics()["num_chunks"] == 3
+        assert session.status() == "In progress, accepting new jobs"
+    assert ray.get(handle.counts.remote()) == (6, 6)  # the job ran twice, not three times

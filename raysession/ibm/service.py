@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayTaskError
 
 from .._connect import NAMESPACE, actor_name, ensure_ray
 from .._courier import deliver
+from .._failures import ACTOR_GONE
 from .._messages import JobInfo, SessionDetails
 from .._storage import read_job
 from ..backends._store import storage_uri
@@ -179,7 +180,7 @@ class QiskitRuntimeService:
         for session_id, actor in _live_session_actors(list_sessions()):
             try:
                 job_ids: list[str] = ray.get(actor.job_ids.remote())
-            except RayActorError:
+            except ACTOR_GONE:
                 continue
             if job_id in job_ids:
                 info: JobInfo = ray.get(actor.job_info.remote(job_id))
@@ -263,7 +264,7 @@ class QiskitRuntimeService:
                     continue
                 job_ids: list[str] = ray.get(actor.job_ids.remote())
                 infos: list[JobInfo] = ray.get([actor.job_info.remote(j) for j in job_ids])
-            except (RayActorError, RayTaskError):  # it ended, or pruned a job meanwhile
+            except (*ACTOR_GONE, RayTaskError):  # it ended, or pruned a job meanwhile
                 continue
             found += [(actor, sid, info) for info in infos if matches(info)]
         # The sequence breaks ties between jobs of one session accepted in the same instant.
