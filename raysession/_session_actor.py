@@ -18,6 +18,7 @@ from ._granted import follow_granted, reserve_journalled
 from ._journal import Head
 from ._lifecycle import SessionState, transition
 from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
+from ._metrics import SessionMetrics
 from ._queue_limits import JobQueue
 from ._session_records import (
     JobRecord,
@@ -70,6 +71,7 @@ class SessionActor:
         self._exiting = False
         self._finished_since_prune = 0
         self._durable = Durability(config)  # the journal and the stored records
+        self._metrics = SessionMetrics(config.session_id, backend.name, config.mode)
         with warnings.catch_warnings():  # Ray's property reads a deprecated one inside
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = ray.get_runtime_context().was_current_actor_reconstructed
@@ -117,6 +119,7 @@ class SessionActor:
         job = JobRecord(spec.job_id, spec, self._sequence, time.time())
         self._sequence += 1
         self._jobs[job.job_id] = job
+        self._metrics.submitted()
         self._times.last_activity = time.monotonic()
         # Journalled before the submitter hears of it: an accepted job survives a restart.
         journaled = self._durable.accept(job)
@@ -288,6 +291,7 @@ class SessionActor:
         if self._times.started_at is None:
             self._times.started_at, self._times.started_mono = now, time.monotonic()
         job.status, job.running = JobStatus.RUNNING, now
+        self._metrics.started(now - job.created)
         self._times.last_job_started = now
         self._num_running += 1
         self._durable.head_changed(self._head)
@@ -356,6 +360,7 @@ class SessionActor:
             self._times.execution_s += now - job.running
         self._times.last_activity = time.monotonic()
         job.done.set()
+        self._metrics.ended(status, None if job.running is None else now - job.running)
         self._durable.ended(job)
         self._durable.head_changed(self._head)
         self._finished_since_prune += 1
@@ -383,6 +388,7 @@ class SessionActor:
     # ----------------------------------------------------------------- deadlines
 
     def _poke(self) -> None:
+        self._metrics.queue_depth(len(self._queue))
         if self._wake is not None:
             self._wake.set()
         self._queue.wake()  # a submit waiting for room looks again

@@ -103,9 +103,13 @@ class JobRecord:
     attempts: list[JobAttempt] = field(default_factory=list)
     """Each run of the job (one, plus one per retry); see :mod:`._attempts`."""
 
+    planned_chunks: int = 0
+    """The chunks the job's plan has (its metrics' count until its run starts)."""
+
     def __post_init__(self) -> None:
         if self.spec is not None:
             self.seed, self.tags, self.kind = self.spec.seed, self.spec.tags, self.spec.kind
+            self.planned_chunks = self.spec.num_chunks
 
     @classmethod
     def recovered(cls, info: JobInfo) -> JobRecord:
@@ -135,7 +139,7 @@ class JobRecord:
                 finished=self.finished,
                 sequence=self.sequence,
                 workers=tuple(run.workers),
-                num_chunks=run.num_chunks,
+                num_chunks=run.num_chunks or self.planned_chunks,
                 retries=run.retries,
                 seed=self.seed,
                 chunk_seeds=tuple(run.chunk_seeds),

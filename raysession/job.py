@@ -17,6 +17,7 @@ from . import errors
 from ._courier import deliver, forget_courier
 from ._failures import ACTOR_GONE, ended_job, for_caller, is_job_error, recorded_error
 from ._messages import JobInfo, JobMetrics, JobStatus, Seen
+from ._progress import JobProgress, follow
 from ._storage import StoredJob, read_job, read_result
 from .errors import JobCancelledError, ResultUnavailableError, SessionNotFoundError
 
@@ -429,11 +430,28 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
 
     # ---------------------------------------------------------------- actions
 
-    def result(self, timeout: float | None = None) -> PrimitiveResult[PubResult]:
+    def progress(self) -> JobProgress:
+        """How far the job is: chunks done of chunks planned (one for a job not split).
+
+        Raises:
+            ResultUnavailableError: as :meth:`status`.
+        """
+        info = self._info()
+        metrics = info.metrics
+        total = max(1, metrics.num_chunks)
+        if info.status is JobStatus.DONE:
+            return JobProgress(total, total)
+        return JobProgress(sum(1 for worker in metrics.chunk_workers if worker), total)
+
+    def result(
+        self, timeout: float | None = None, *, progress: bool = False
+    ) -> PrimitiveResult[PubResult]:
         """Wait for the job and return its result.
 
         Args:
             timeout: Seconds to wait; ``None`` waits until the job finishes.
+            progress: Draw a progress bar (chunks done) while waiting, in a terminal or
+                a notebook; nothing is drawn when the output is not interactive.
 
         Raises:
             JobTimeoutError: ``timeout`` elapsed; the job goes on.
@@ -458,6 +476,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         final = self._final_info
         if self._stored and final is not None and final.status is not JobStatus.DONE:
             raise recorded_error(final) from None
+        if progress and final is None:
+            follow(self, self.progress, f"job {self._job_id[:8]}", timeout)
         try:
             value: PrimitiveResult[PubResult] = ray.get(self, timeout=timeout)
             self._seen()

@@ -13,6 +13,7 @@ import ray
 from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
 
+from .._metrics import circuit_cache
 from ..errors import ExecutionTimeoutError, JobFailedError
 from ._aer_exec import AerExecutor
 from ._blob import as_blob
@@ -153,10 +154,12 @@ class AerWorker:
         found = self._cache.get(key)
         if found is not None:
             self._cache.move_to_end(key)
+            circuit_cache(self._id, hit=True)
             return found[0]
         if data is None:
             return None
         self._misses += 1
+        circuit_cache(self._id, hit=False)
         circuit: QuantumCircuit = pickle.loads(data)
         self._cache[key] = (circuit, len(data))
         self._cache_bytes += len(data)

@@ -45,6 +45,7 @@ from ray.util.scheduling_strategies import (
 )
 
 from .._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
+from .._metrics import worker_busy_fraction
 from ..errors import BackendUnavailableError
 from ._pool_protocol import (
     PLACEMENT_ENV,
@@ -186,6 +187,7 @@ class PoolActor:
         self._served[client] = next(self._sequence)
         idle.client, idle.backend_id, idle.request_id = client, backend_id, None
         self._grants[client] += 1
+        self._publish_busy(shape)
         return Lease(idle.worker_id, self._served[client])
 
     async def release(self, worker_id: str) -> None:
@@ -322,6 +324,13 @@ class PoolActor:
             self._grants[waiter.client] += 1
             waiter.future.set_result(Lease(idle.worker_id, self._served[waiter.client]))
         self._start_for(shape)
+        self._publish_busy(shape)
+
+    def _publish_busy(self, shape: Shape) -> None:
+        """Record the busy fraction of ``shape``'s workers (a Ray metric)."""
+        mine = [w for w in self._workers.values() if w.shape == shape]
+        busy = sum(1 for w in mine if w.client is not None)
+        worker_busy_fraction(f"cpu={shape.num_cpus:g},gpu={shape.num_gpus:g}", busy, len(mine))
 
     def _demand(self, shape: Shape) -> int:
         """Waiting leases of ``shape`` that a new worker could serve (within their caps)."""
