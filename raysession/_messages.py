@@ -112,8 +112,24 @@ class JobInfo(_Record):
     """``"estimator"`` or ``"sampler"`` (empty for a job the session no longer describes)."""
 
 
+class SessionOwner(_Record):
+    """Who opened a session, as recorded when the :class:`~raysession.Session` was created.
+
+    A label for people, not an identity Ray checks: anyone who can reach the cluster can
+    act on any session (see the README's "Trust boundary").
+    """
+
+    user: str
+    """The OS user of the opening process (:func:`getpass.getuser`)."""
+    host: str
+    """The host it ran on (:func:`socket.gethostname`)."""
+    ray_job_id: str
+    """The Ray job (driver) it belonged to, as hex."""
+
+
 class SessionDetails(_Record):
-    """A session's details, as returned by :meth:`raysession.Session.details`."""
+    """A session's details, as returned by :meth:`raysession.Session.details` and
+    :func:`raysession.list_sessions`."""
 
     id: str
     backend_name: str
@@ -131,6 +147,16 @@ class SessionDetails(_Record):
     """Session: wall-clock seconds since the first job started. Batch: seconds of execution."""
     num_jobs: int
     """Jobs accepted so far."""
+    created_at: float | None = None
+    """When the session was created (UNIX seconds)."""
+    num_queued: int = 0
+    """Jobs waiting to start."""
+    num_running: int = 0
+    """Jobs running now."""
+    num_finished: int = 0
+    """Jobs in a final state: done, failed or cancelled."""
+    owner: SessionOwner | None = None
+    """Who opened the session; ``None`` for a session made by an older raysession."""
 
 
 Seen = tuple[str, Any]

@@ -179,6 +179,10 @@ class SessionActor:
         """Ids of the jobs this session knows, in submission order."""
         return list(self._jobs)
 
+    async def jobs(self) -> list[JobInfo]:
+        """Records of the jobs this session knows, in submission order."""
+        return [job.info(self._config.session_id) for job in self._jobs.values()]
+
     async def details(self, seen_done: list[Seen] | None = None) -> SessionDetails:
         """The session's details, after the completion of the jobs in ``seen_done``."""
         await self._settle(seen_done)
@@ -389,4 +393,6 @@ class SessionActor:
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
     def _details(self) -> SessionDetails:
-        return self._times.details(self._config, self._backend.name, self._state, self._sequence)
+        return self._times.details(
+            self._config, self._backend.name, self._state, self._sequence, self._jobs.values()
+        )

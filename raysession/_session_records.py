@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from . import _deadlines
 from ._connect import NAMESPACE, actor_name
 from ._lifecycle import SessionState
-from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobInfo, JobMetrics, JobStatus, SessionDetails, SessionOwner
 from .backends.base import BackendRun, Delivery, JobSpec
 from .errors import (
     JobCancelledError,
@@ -46,6 +47,10 @@ class SessionConfig:
     """Seconds between handing over the last result and exiting."""
     undelivered_grace_s: float = 60.0
     """Seconds a final session waits for results nobody fetched before exiting."""
+    owner: SessionOwner | None = None
+    """Who opened the session (recorded by the handle that created it)."""
+    created_at: float = field(default_factory=time.time)
+    """When the handle created the session (UNIX seconds)."""
 
     def limits(self) -> _deadlines.Limits:
         return _deadlines.Limits(
@@ -152,9 +157,21 @@ class Timeline:
     """Seconds jobs ran, summed (a Batch's usage)."""
 
     def details(
-        self, config: SessionConfig, backend_name: str, state: SessionState, num_jobs: int
+        self,
+        config: SessionConfig,
+        backend_name: str,
+        state: SessionState,
+        num_jobs: int,
+        jobs: Iterable[JobRecord] = (),
     ) -> SessionDetails:
-        """The session's details now."""
+        """The session's details now; ``jobs`` are the records kept, counted by status
+        (a pruned record was final, so it counts as finished)."""
+        num_queued = num_running = 0
+        for job in jobs:
+            if job.status is JobStatus.QUEUED:
+                num_queued += 1
+            elif job.status is JobStatus.RUNNING:
+                num_running += 1
         if config.mode == "batch":
             usage = self.execution_s
         elif self.started_at is None:
@@ -174,6 +191,11 @@ class Timeline:
             mode=config.mode,
             usage_time=usage,
             num_jobs=num_jobs,
+            created_at=config.created_at,
+            num_queued=num_queued,
+            num_running=num_running,
+            num_finished=num_jobs - num_queued - num_running,
+            owner=config.owner,
         )
 
 

@@ -13,7 +13,8 @@ from qiskit.providers import BackendV2
 from qiskit.transpiler import Target
 from ray.exceptions import RayActorError, RayTaskError
 
-from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
+from ._admin import close_all_sessions, list_sessions, this_owner
+from ._connect import NAMESPACE, actor_name, ensure_ray
 from ._courier import courier, deliver
 from ._duration import check_bounds, parse_duration
 from ._failures import session_gone
@@ -29,7 +30,7 @@ from .options import SessionLimits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Batch", "Session", "current_session", "list_sessions"]
+__all__ = ["Batch", "Session", "close_all_sessions", "current_session", "list_sessions"]
 
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "raysession_current_session", default=None
@@ -88,12 +89,6 @@ def aer_options_of(backend: Backend) -> dict[str, Any]:
 def current_session() -> Session | None:
     """The session of the innermost enclosing ``with Session(...)`` block, if any."""
     return _current.get()
-
-
-def list_sessions() -> list[str]:
-    """Ids of the live sessions (and batches) on the connected Ray cluster."""
-    ensure_ray()
-    return live_session_ids()
 
 
 class Session:
@@ -172,6 +167,7 @@ class Session:
             max_time_s=max_time_s,
             interactive_timeout_s=float(interactive_timeout),
             idle_timeout_s=float(idle_timeout),
+            owner=this_owner(),
         )
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
@@ -315,6 +311,15 @@ class Session:
         """Ids of the jobs the session knows, in submission order."""
         try:
             return list(ray.get(self._actor.job_ids.remote()))
+        except RayActorError:
+            return []
+
+    def jobs(self) -> list[JobInfo]:
+        """Records of the jobs the session knows (status, error, metrics, tags), in
+        submission order: the last 2,000 finished ones and every unfinished one. Empty
+        once the session has ended (its records end with its actor)."""
+        try:
+            return list(ray.get(self._actor.jobs.remote()))
         except RayActorError:
             return []
 
