@@ -1,7 +1,7 @@
 """raysession: Qiskit Runtime sessions, batches and V2 primitives on Ray, with Aer simulating."""
 
 from ._lifecycle import SessionState
-from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails, SessionOwner
 from ._storage import CleanupReport, cleanup_storage
 from .backends import AerBackend, PoolStatus, WorkerStatus, pool_status, shutdown_pool
 from .errors import (
@@ -35,7 +35,7 @@ from .ibm import (
 from .job import RuntimeJobV2
 from .options import EstimatorOptions, SamplerOptions, SessionLimits
 from .sampler import SamplerV2
-from .session import Batch, Session, current_session, list_sessions
+from .session import Batch, Session, close_all_sessions, current_session, list_sessions
 
 __version__ = "0.1.0"
 
@@ -76,10 +76,12 @@ __all__ = [
     "SessionExpiredError",
     "SessionLimits",
     "SessionNotFoundError",
+    "SessionOwner",
     "SessionState",
     "WorkerLostError",
     "WorkerStatus",
     "cleanup_storage",
+    "close_all_sessions",
     "current_session",
     "list_sessions",
     "pool_status",

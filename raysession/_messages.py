@@ -131,8 +131,24 @@ class JobInfo(_Record):
     """``"estimator"`` or ``"sampler"`` (empty for a job the session no longer describes)."""
 
 
+class SessionOwner(_Record):
+    """Who opened a session, as recorded when the :class:`~raysession.Session` was created.
+
+    A label for people, not an identity Ray checks: anyone who can reach the cluster can
+    act on any session (see the README's "Trust boundary").
+    """
+
+    user: str
+    """The OS user of the opening process (:func:`getpass.getuser`)."""
+    host: str
+    """The host it ran on (:func:`socket.gethostname`)."""
+    ray_job_id: str
+    """The Ray job (driver) it belonged to, as hex."""
+
+
 class SessionDetails(_Record):
-    """A session's details, as returned by :meth:`raysession.Session.details`."""
+    """A session's details, as returned by :meth:`raysession.Session.details` and
+    :func:`raysession.list_sessions`."""
 
     id: str
     backend_name: str
@@ -152,12 +168,20 @@ class SessionDetails(_Record):
     """Jobs accepted so far."""
     storage: str | None = None
     """Where the session stores its job records and results (``RAYSESSION_STORAGE``)."""
+    created_at: float | None = None
+    """When the session was created (UNIX seconds)."""
     num_queued: int = 0
     """Jobs waiting in the session's queue (accepted, not yet running)."""
     queued_bytes: int = 0
     """Input bytes (circuits, parameter values, observables) of the queued jobs."""
     num_waiting: int = 0
     """``run()`` calls waiting for room in the queue (see ``queue_wait``)."""
+    num_running: int = 0
+    """Jobs running now."""
+    num_finished: int = 0
+    """Jobs in a final state: done, failed or cancelled."""
+    owner: SessionOwner | None = None
+    """Who opened the session; ``None`` for a session made by an older raysession."""
 
 
 Seen = tuple[str, Any]

@@ -219,6 +219,10 @@ class SessionActor:
         """Ids of the jobs this session knows, in submission order."""
         return list(self._jobs)
 
+    async def jobs(self) -> list[JobInfo]:
+        """Records of the jobs this session knows, in submission order."""
+        return [job.info(self._config.session_id) for job in self._jobs.values()]
+
     async def details(self, seen_done: list[Seen] | None = None) -> SessionDetails:
         """The session's details, after the completion of the jobs in ``seen_done``."""
         await self._settle(seen_done)
@@ -464,12 +468,10 @@ class SessionActor:
         return self._times.head(self._state, self._sequence)
 
     def _details(self) -> SessionDetails:
-        details = self._times.details(self._config, self._backend.name, self._state, self._sequence)
+        details = self._times.details(
+            self._config, self._backend.name, self._state, self._sequence, self._jobs.values()
+        )
         queue = self._queue
         return details.model_copy(
-            update={
-                "num_queued": len(queue),
-                "queued_bytes": queue.num_bytes,
-                "num_waiting": queue.num_waiting,
-            }
+            update={"queued_bytes": queue.num_bytes, "num_waiting": queue.num_waiting}
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from ._connect import NAMESPACE, actor_name
 from ._failures import recorded_error
 from ._journal import Head
 from ._lifecycle import SessionState
-from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails
+from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails, SessionOwner
 from ._queue_limits import QueueLimits
 from .backends.base import BackendRun, Delivery, JobSpec
 from .errors import (
@@ -58,6 +59,10 @@ class SessionConfig:
     that opened the session); ``None``: nowhere."""
     queue: QueueLimits = field(default_factory=QueueLimits)
     """Caps on the queued jobs and their input bytes, and how long a submit waits for room."""
+    owner: SessionOwner | None = None
+    """Who opened the session (recorded by the handle that created it)."""
+    created_at: float = field(default_factory=time.time)
+    """When the handle created the session (UNIX seconds)."""
 
     def limits(self) -> _deadlines.Limits:
         return _deadlines.Limits(
@@ -221,9 +226,21 @@ class Timeline:
         )
 
     def details(
-        self, config: SessionConfig, backend_name: str, state: SessionState, num_jobs: int
+        self,
+        config: SessionConfig,
+        backend_name: str,
+        state: SessionState,
+        num_jobs: int,
+        jobs: Iterable[JobRecord] = (),
     ) -> SessionDetails:
-        """The session's details now."""
+        """The session's details now; ``jobs`` are the records kept, counted by status
+        (a pruned record was final, so it counts as finished)."""
+        num_queued = num_running = 0
+        for job in jobs:
+            if job.status is JobStatus.QUEUED:
+                num_queued += 1
+            elif job.status is JobStatus.RUNNING:
+                num_running += 1
         if config.mode == "batch":
             usage = self.execution_s
         elif self.started_at is None:
@@ -244,6 +261,11 @@ class Timeline:
             usage_time=usage,
             num_jobs=num_jobs,
             storage=config.storage,
+            created_at=config.created_at,
+            num_queued=num_queued,
+            num_running=num_running,
+            num_finished=num_jobs - num_queued - num_running,
+            owner=config.owner,
         )
 
 

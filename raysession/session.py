@@ -13,7 +13,8 @@ from qiskit.providers import BackendV2
 from qiskit.transpiler import Target
 from ray.exceptions import RayActorError, RayTaskError
 
-from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
+from ._admin import close_all_sessions, list_sessions, this_owner
+from ._connect import NAMESPACE, actor_name, ensure_ray
 from ._courier import courier, deliver
 from ._duration import check_bounds, parse_duration
 from ._failures import ACTOR_GONE, ended, session_gone
@@ -32,7 +33,7 @@ from .options import SessionLimits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Batch", "Session", "current_session", "list_sessions"]
+__all__ = ["Batch", "Session", "close_all_sessions", "current_session", "list_sessions"]
 
 _current: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "raysession_current_session", default=None
@@ -91,12 +92,6 @@ def aer_options_of(backend: Backend) -> dict[str, Any]:
 def current_session() -> Session | None:
     """The session of the innermost enclosing ``with Session(...)`` block, if any."""
     return _current.get()
-
-
-def list_sessions() -> list[str]:
-    """Ids of the live sessions (and batches) on the connected Ray cluster."""
-    ensure_ray()
-    return live_session_ids()
 
 
 class Session:
@@ -197,6 +192,7 @@ class Session:
             idle_timeout_s=float(idle_timeout),
             storage=storage_uri(),
             queue=queue,
+            owner=this_owner(),
         )
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)
@@ -362,6 +358,18 @@ class Session:
             except ACTOR_GONE:
                 self.details()  # reads the stored job ids, if the session stored them
         return list(self._stored_job_ids or [])
+
+    def jobs(self) -> list[JobInfo]:
+        """Records of the jobs the session knows (status, error, metrics, tags), in
+        submission order: the last 2,000 finished ones and every unfinished one. Once
+        the session has ended, the records it stored (see ``RAYSESSION_STORAGE``)."""
+        if self._actor is not None:
+            try:
+                return list(ray.get(self._actor.jobs.remote()))
+            except ACTOR_GONE:
+                pass
+        found = (self._stored(job_id) for job_id in self.job_ids())
+        return [stored.info for stored in found if stored is not None]
 
     def job_info(self, job_id: str) -> JobInfo:
         """Status, error message and metrics of one of the session's jobs.

@@ -491,7 +491,7 @@ def test_a_handle_whose_session_is_gone(backend):
     assert _evs(job) == pytest.approx(1.0)
     session_id = gone.session_id
     gone.close()
-    wait_for(lambda: session_id not in __import__("raysession").list_sessions())
+    wait_for(lambda: session_id not in [s.id for s in __import__("raysession").list_sessions()])
     with pytest.raises(SessionNotFoundError, match=rf"No live session has id {session_id}"):
         Session.from_id(session_id)
     with pytest.raises(SessionClosedError, match=r"is closed; create a new Session"):

@@ -225,7 +225,7 @@ def test_update_tags_of_a_job_whose_session_ended_says_so(backend):
         job = _tagged(short, ["a"])
         job.result(timeout=120)
         short.cancel()
-    wait_for(lambda: short.session_id not in list_sessions())
+    wait_for(lambda: short.session_id not in [s.id for s in list_sessions()])
     with pytest.raises(SessionNotFoundError, match="has ended"):
         job.update_tags(["b"])
 

@@ -540,25 +540,29 @@ def test_job_mode_leaves_nothing_behind_after_close_after_idle_and_after_exit():
     wait_for(lambda: hidden_batches() <= before, timeout=30)
 
 
+def _session_ids() -> set[str]:
+    return {details.id for details in list_sessions()}
+
+
 def test_job_mode_runs_the_next_job_in_a_new_batch_once_the_idle_one_closed_itself():
     gate, name = new_gate()
     circuit = gated(bell(False), name)
-    before = set(list_sessions())
+    before = _session_ids()
     backend = AerBackend()
     estimator = EstimatorV2(mode=backend, options={**EXACT, "raysession": {"circuit_cache": False}})
     try:
         first = estimator.run([(circuit, "ZZ")])
         wait_for(lambda: entered(gate) == 1)
-        (batch,) = set(list_sessions()) - before  # the hidden batch, seen while the job runs
+        (batch,) = _session_ids() - before  # the hidden batch, seen while the job runs
         assert Session.from_id(batch).job_ids() == [first.job_id()]
         gate.allow.remote(1)
         assert float(first.result(timeout=120)[0].data.evs) == pytest.approx(1.0)
         # Idle for RAYSESSION_JOB_MODE_IDLE_S, the batch closes itself and its actor exits.
-        wait_for(lambda: batch not in list_sessions(), timeout=JOB_MODE_IDLE_S * 15)
+        wait_for(lambda: batch not in _session_ids(), timeout=JOB_MODE_IDLE_S * 15)
 
         second = estimator.run([(circuit, "ZZ")])
         wait_for(lambda: entered(gate) == 2)
-        (renewed,) = set(list_sessions()) - before
+        (renewed,) = _session_ids() - before
         assert renewed != batch
         assert Session.from_id(renewed).job_ids() == [second.job_id()]
         gate.allow.remote(1)

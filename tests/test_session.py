@@ -44,7 +44,7 @@ def test_session_id_is_assigned_at_construction_and_status_is_pending(backend):
         assert details.mode == "dedicated" and details.backend_name == "aer_simulator"
         assert details.max_time == 8 * 3600 and details.interactive_timeout == 60.0
         assert details.started_at is None and session.usage() == 0.0
-        assert session.session_id in list_sessions()
+        assert session.session_id in [s.id for s in list_sessions()]
     finally:
         session.close()
 
@@ -86,7 +86,7 @@ def test_interactive_timeout_makes_session_inactive_and_next_job_reactivates(bac
 def test_session_without_jobs_closes_itself_after_the_idle_limit(backend):
     session = Session(backend=backend, idle_timeout=0.3)
     wait_for(lambda: session.status() == "Closed")
-    wait_for(lambda: session.session_id not in list_sessions())
+    wait_for(lambda: session.session_id not in [s.id for s in list_sessions()])
     with pytest.raises(SessionClosedError, match="closed"):
         _tiny(EstimatorV2(mode=session))
 

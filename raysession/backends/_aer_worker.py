@@ -87,7 +87,8 @@ class AerWorker:
 
     Concurrency: a threaded actor. Chunks run one at a time in the default group;
     :meth:`watch` parks a
-    thread in group ``"watch"`` so the pool learns at once when the process dies.
+    thread in group ``"watch"`` so the pool learns at once when the process dies, and
+    :meth:`cache_info` answers in group ``"info"`` while a chunk runs.
     Aer uses ``num_cpus`` OpenMP threads (``max_parallel_threads``), whatever Ray's
     accounting says. Called by: the pool (start, watch) and by the backend code that
     leased the worker (chunks, joins).
@@ -119,9 +120,13 @@ class AerWorker:
         """Never returns while the worker lives: the pool awaits it to learn of its death."""
         self._stopped.wait()
 
+    @ray.method(concurrency_group="info")  # type: ignore[misc]
     def cache_info(self) -> dict[str, int]:
         """Circuits cached, their pickled bytes, circuits unpickled since start (misses),
-        simulators held and simulators built since start (one per Aer option set received)."""
+        simulators held and simulators built since start (one per Aer option set received).
+
+        Answered in its own thread, so a busy worker answers at once (the counts are read
+        without a lock: a moment old at worst)."""
         return {
             "circuits": len(self._cache),
             "bytes": self._cache_bytes,

@@ -65,6 +65,8 @@ _START_FAILURES = 3
 _START_DELAY_S = 0.1
 # Seconds a worker may take to import Aer and answer, once placed.
 _START_S = 180.0
+# Seconds a status report waits for a worker's cache counts (it answers in its own thread).
+_INFO_S = 5.0
 
 
 @dataclass
@@ -245,7 +247,15 @@ class PoolActor:
         return sum(1 for w in self._workers.values() if w.shape == shape and w.ready)
 
     async def status(self) -> PoolStatus:
-        """The workers, the waiting leases and the grants so far."""
+        """The workers (with their circuit caches), the waiting leases and the grants so far."""
+        started = [w for w in self._workers.values() if w.ready]
+        answers = await asyncio.gather(
+            *(asyncio.wait_for(w.handle.cache_info.remote(), _INFO_S) for w in started),
+            return_exceptions=True,
+        )
+        caches = {
+            w.worker_id: a for w, a in zip(started, answers, strict=True) if isinstance(a, dict)
+        }
         waiting: collections.Counter[str] = collections.Counter()
         for queues in self._waiting.values():
             for client, queue in queues.items():
@@ -259,6 +269,8 @@ class PoolActor:
                     node_id=w.node_id,
                     state="starting" if not w.ready else ("busy" if w.client else "idle"),
                     client=w.client,
+                    cached_circuits=caches.get(w.worker_id, {}).get("circuits"),
+                    cache_bytes=caches.get(w.worker_id, {}).get("bytes"),
                 )
                 for w in self._workers.values()
             ],
@@ -474,7 +486,7 @@ class PoolActor:
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(pg)
         else:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
-        actor_cls: Any = ray.remote(concurrency_groups={"watch": 1})(  # type: ignore[call-overload]
+        actor_cls: Any = ray.remote(concurrency_groups={"watch": 1, "info": 1})(  # type: ignore[call-overload]
             AerWorker
         )
         handle = actor_cls.options(**options).remote(worker_id, shape.num_cpus)
@@ -677,18 +689,17 @@ def get_pool() -> Any:
 
 
 def pool_status() -> PoolStatus:
-    """The cluster's Aer workers (by shape, busy or idle) and the leases waiting for them.
+    """The cluster's Aer workers (by shape, busy or idle, with their circuit caches) and
+    the leases waiting for them (see :class:`PoolStatus`).
 
-    Starts nothing: with no pool running, the status is empty.
+    Starts nothing: with no pool running, the status is empty and ``running`` is False.
     """
     ensure_ray()
     try:
         pool: Any = ray.get_actor(POOL_NAME, namespace=NAMESPACE)
         found: PoolStatus = ray.get(pool.status.remote())
     except (ValueError, RayActorError):
-        found = PoolStatus.model_validate(
-            {"workers": [], "waiting": {}, "grants": {}, "replaced": 0, "config": {}}
-        )
+        found = PoolStatus(workers=[], waiting={}, grants={}, replaced=0, config={}, running=False)
     return found
 
 

@@ -73,6 +73,16 @@ class WorkerStatus(BaseModel):
     """``"starting"``, ``"idle"`` or ``"busy"``."""
     client: str | None
     """The session (or batch) whose chunk it runs, when busy."""
+    cached_circuits: int | None = None
+    """Circuits in its cache; ``None`` while it starts or if it did not answer in time."""
+    cache_bytes: int | None = None
+    """Pickled bytes of those circuits."""
+
+    @property
+    def shape(self) -> str:
+        """Its resource shape, as a label: ``"1 CPU"``, ``"4 CPU + 1 GPU"``."""
+        label = f"{self.num_cpus:g} CPU"
+        return f"{label} + {self.num_gpus:g} GPU" if self.num_gpus else label
 
 
 class PoolStatus(BaseModel):
@@ -88,3 +98,30 @@ class PoolStatus(BaseModel):
     replaced: int
     """Workers that died (crashed or killed) while the pool lived."""
     config: dict[str, float]
+    """The pool's settings (``idle_s``, ``placement_timeout_s``); empty with no pool."""
+    running: bool = True
+    """False when no pool runs on the cluster (nothing was started to report this)."""
+
+    def by_shape(self) -> dict[str, dict[str, int]]:
+        """Workers by shape label (see :attr:`WorkerStatus.shape`), counted by state:
+        ``{"1 CPU": {"busy": 1, "idle": 1, "starting": 0}}``."""
+        found: dict[str, dict[str, int]] = {}
+        for worker in self.workers:
+            counts = found.setdefault(worker.shape, {"busy": 0, "idle": 0, "starting": 0})
+            counts[worker.state] = counts.get(worker.state, 0) + 1
+        return found
+
+    @property
+    def num_waiting(self) -> int:
+        """Leases waiting for a worker: the pool's queue, over every session."""
+        return sum(self.waiting.values())
+
+    @property
+    def num_cached_circuits(self) -> int:
+        """Circuits cached over all workers that answered."""
+        return sum(w.cached_circuits or 0 for w in self.workers)
+
+    @property
+    def cache_bytes(self) -> int:
+        """Pickled bytes of the circuits cached over all workers that answered."""
+        return sum(w.cache_bytes or 0 for w in self.workers)

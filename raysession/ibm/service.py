@@ -7,18 +7,21 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import ray
-from ray.exceptions import RayTaskError
-
-from .._connect import NAMESPACE, actor_name, ensure_ray
+from .._admin import (
+    find_job,
+    gather_jobs,
+    list_sessions,
+    live_sessions,
+    session_actor,
+    session_details,
+)
 from .._courier import deliver
-from .._failures import ACTOR_GONE
+from .._lifecycle import SessionState
 from .._messages import JobInfo, SessionDetails
 from .._storage import read_job
 from ..backends._store import storage_uri
 from ..errors import SessionNotFoundError
 from ..job import RuntimeJobV2, check_tags, stored_job
-from ..session import list_sessions
 from . import _catalog
 from .provider import RayBackend, select_backends
 
@@ -169,6 +172,23 @@ class QiskitRuntimeService:
 
     # ---------------------------------------------------------------- jobs
 
+    def sessions(
+        self, state: SessionState | str | None = None, *, all_users: bool = True
+    ) -> list[SessionDetails]:
+        """The sessions (and batches) on the cluster, oldest first: the same records as
+        :func:`raysession.list_sessions`, which this calls.
+
+        Use :meth:`Session.from_id` with a record's ``id`` for a handle.
+
+        Args:
+            state: Only sessions in this state (``"active"``, ``"closed"``, ...).
+            all_users: Every user's sessions (the default), or only this OS user's.
+
+        Raises:
+            ValueError: ``state`` is not a session state.
+        """
+        return list_sessions(state, all_users=all_users)
+
     def job(self, job_id: str) -> RuntimeJobV2:
         """The job with this id: from the live session that has it, else from storage
         (``RAYSESSION_STORAGE``), where finished jobs are kept after their submitter
@@ -177,25 +197,22 @@ class QiskitRuntimeService:
         Raises:
             SessionNotFoundError: no live session has the job and it is not stored.
         """
-        for session_id, actor in _live_session_actors(list_sessions()):
-            try:
-                job_ids: list[str] = ray.get(actor.job_ids.remote())
-            except ACTOR_GONE:
-                continue
-            if job_id in job_ids:
-                info: JobInfo = ray.get(actor.job_info.remote(job_id))
-                stored = read_job(job_id) if info.status.is_final else None
-                if stored is not None:
-                    return stored_job(stored, actor, info)
-                return _job_handle(actor, session_id, info)
-        stored = read_job(job_id)
-        if stored is not None:
+        try:
+            actor, info = find_job(job_id)
+        except SessionNotFoundError as exc:
+            stored = read_job(job_id)
+            if stored is None:
+                raise SessionNotFoundError(
+                    f"No live session has job {job_id} and it is not in storage "
+                    f"({storage_uri()}). Use service.jobs() to list the jobs of the live "
+                    "sessions.",
+                    job_id=job_id,
+                ) from exc
             return stored_job(stored)
-        raise SessionNotFoundError(
-            f"No live session has job {job_id} and it is not in storage ({storage_uri()}). "
-            "Use service.jobs() to list the jobs of the live sessions.",
-            job_id=job_id,
-        )
+        stored = read_job(job_id) if info.status.is_final else None
+        if stored is not None:
+            return stored_job(stored, actor, info)
+        return _job_handle(actor, info.session_id, info)
 
     def jobs(
         self,
@@ -237,14 +254,11 @@ class QiskitRuntimeService:
         wanted_tags = set(check_tags(job_tags)) if job_tags is not None else set()
         after = None if created_after is None else created_after.timestamp()
         before = None if created_before is None else created_before.timestamp()
-        ensure_ray()
-        session_ids = [session_id] if session_id is not None else list_sessions()
-        actors = _live_session_actors(session_ids)
-        if session_id is not None and not actors:
-            raise SessionNotFoundError(
-                f"No live session has id {session_id}; a session's job records end with it.",
-                session_id=session_id,
-            )
+        if session_id is not None:
+            actor = session_actor(session_id)
+            sessions = [(actor, session_details(session_id))]
+        else:
+            sessions = live_sessions()
 
         def matches(info: JobInfo) -> bool:
             created = info.metrics.created
@@ -256,17 +270,14 @@ class QiskitRuntimeService:
                 and (before is None or created <= before)
             )
 
+        wanted = [
+            actor
+            for actor, details in sessions
+            if backend_name is None or details.backend_name == backend_name
+        ]
         found: list[tuple[Any, str, JobInfo]] = []
-        for sid, actor in actors:
-            try:
-                details: SessionDetails = ray.get(actor.details.remote())
-                if backend_name is not None and details.backend_name != backend_name:
-                    continue
-                job_ids: list[str] = ray.get(actor.job_ids.remote())
-                infos: list[JobInfo] = ray.get([actor.job_info.remote(j) for j in job_ids])
-            except (*ACTOR_GONE, RayTaskError):  # it ended, or pruned a job meanwhile
-                continue
-            found += [(actor, sid, info) for info in infos if matches(info)]
+        for actor, infos in gather_jobs(wanted):
+            found += [(actor, info.session_id, info) for info in infos if matches(info)]
         # The sequence breaks ties between jobs of one session accepted in the same instant.
         found.sort(
             key=lambda item: (item[2].metrics.created, item[2].metrics.sequence),
@@ -278,20 +289,6 @@ class QiskitRuntimeService:
 
 def _service(default_backend: str | None) -> QiskitRuntimeService:
     return QiskitRuntimeService(default_backend=default_backend)
-
-
-def _live_session_actors(session_ids: list[str]) -> list[tuple[str, Any]]:
-    """``(session id, session actor)`` of the ids whose actor is alive."""
-    ensure_ray()
-    actors = []
-    for session_id in session_ids:
-        try:
-            actors.append(
-                (session_id, ray.get_actor(actor_name("session", session_id), namespace=NAMESPACE))
-            )
-        except ValueError:
-            continue
-    return actors
 
 
 def _job_handle(actor: Any, session_id: str, info: JobInfo) -> RuntimeJobV2:
