@@ -8,7 +8,6 @@ so does the ``raysession`` command (:mod:`.cli`). Nothing here starts Ray or a w
 from __future__ import annotations
 
 import getpass
-import logging
 import socket
 from typing import Any
 
@@ -17,10 +16,11 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from ._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
 from ._lifecycle import SessionState
+from ._log import get_logger
 from ._messages import JobInfo, SessionDetails, SessionOwner
 from .errors import SessionNotFoundError
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 WAIT_S = 10.0
 """Seconds a listing or a call on one session waits for session actors to answer. An

@@ -10,19 +10,19 @@ never retries.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ._failures import classify, is_transient
+from ._log import get_logger, ids
 from ._messages import JobAttempt, JobStatus
 from .backends.base import BackendRun, Delivery
 
 if TYPE_CHECKING:
     from ._session_records import JobRecord
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 async def run_attempts(job: JobRecord, attempt: Callable[[int], Awaitable[Delivery]]) -> Delivery:
@@ -67,6 +67,7 @@ async def run_attempts(job: JobRecord, attempt: Callable[[int], Awaitable[Delive
                 number,
                 spec.max_retries + 1,
                 error,
+                **ids(spec.session_id, job.job_id),
             )
             continue
         job.attempts[-1] = job.attempts[-1].model_copy(update={"finished": time.time()})

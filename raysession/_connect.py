@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import ray
 
-logger = logging.getLogger(__name__)
+from ._log import get_logger
+
+logger = get_logger(__name__)
 
 NAMESPACE = "raysession"
 """The Ray namespace every named raysession actor lives in."""

@@ -18,7 +18,6 @@ it dies. It exits once nothing is in flight and no session is live.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import OrderedDict
 from typing import Any
 
@@ -28,11 +27,12 @@ from ray.exceptions import ObjectLostError, OwnerDiedError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ._connect import NAMESPACE, actor_name, live_session_ids
+from ._log import get_logger
 from ._storage import stored_result
 from .backends._partition import join
 from .backends.base import Delivery
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Seconds between a courier's checks whether it may exit.
 _IDLE_CHECK_S = 1.0

@@ -6,17 +6,17 @@ except a job's acceptance, which the submit awaits."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._journal import Head, Journal, Recovered
 from ._lifecycle import SessionState
+from ._log import get_logger, ids
 from ._messages import SessionDetails
 from ._session_records import JobRecord, SessionConfig, Timeline
 from ._storage import cleanup_now_and_then, write_job, write_session
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class Durability:
@@ -34,6 +34,7 @@ class Durability:
         self._head_writer: asyncio.Task[None] | None = None
         self._head_dirty = False
         self._closed = False
+        self._ids = ids(config.session_id)
 
     def recover(self) -> Recovered:
         """The journal of the session's last incarnation (blocking; a restart reads it once)."""
@@ -90,7 +91,9 @@ class Durability:
         try:
             await asyncio.get_running_loop().run_in_executor(None, write)
         except Exception:
-            logger.warning("session %s: its details were not stored", self._config.session_id)
+            logger.warning(
+                "session %s: its details were not stored", self._config.session_id, **self._ids
+            )
 
     async def settled(self, timeout: float) -> None:
         """Wait (up to ``timeout``) for the writes in flight, except the caller's own."""
@@ -106,7 +109,7 @@ class Durability:
         try:
             await self._journal.drop()
         except Exception:
-            logger.warning("session %s: journal not deleted", self._config.session_id)
+            logger.warning("session %s: journal not deleted", self._config.session_id, **self._ids)
 
     def _track(self, write: asyncio.Future[Any]) -> None:
         self._writes.add(write)
@@ -117,7 +120,7 @@ class Durability:
         if not write.cancelled() and write.exception() is not None:
             logger.warning(
                 "session %s: a record was not written: %s",
-                self._config.session_id, write.exception(),
+                self._config.session_id, write.exception(), **self._ids,
             )  # fmt: skip
 
     async def _journal_end(self, accepted: asyncio.Future[None] | None, info: Any) -> None:
@@ -131,7 +134,9 @@ class Durability:
             try:
                 await self._journal.save_head(self._head())
             except Exception:
-                logger.warning("session %s: journal head not written", self._config.session_id)
+                logger.warning(
+                    "session %s: journal head not written", self._config.session_id, **self._ids
+                )
 
 
 def recovered_session(
@@ -157,6 +162,6 @@ def recovered_session(
         state = SessionState.INACTIVE  # it ran before: the next start activates it
     logger.warning(
         "session %s restarted: %d jobs run again, %d finished ones recovered",
-        recovered.session_id, len(queued), len(recovered.final),
+        recovered.session_id, len(queued), len(recovered.final), **ids(recovered.session_id),
     )  # fmt: skip
     return state, sequence, timeline, jobs, queued

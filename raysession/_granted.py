@@ -11,17 +11,17 @@ again through the backend.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import ray
 from ray.exceptions import OwnerDiedError, RayActorError
 
+from ._log import get_logger, ids
 from ._session_records import JobRecord
 from .backends.base import Backend, Delivery, Grant
 from .errors import JobFailedError
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # How long the submitter of a granted job may take to send it to its worker.
 DISPATCH_WAIT_S = 30.0
@@ -65,7 +65,11 @@ async def follow_granted(job: JobRecord, grant: Grant, backend: Backend) -> Deli
     except RayActorError:
         lost = True
         job.run.retries += 1
-        logger.warning("job %s lost its worker; running it again", job.job_id)
+        logger.warning(
+            "job %s lost its worker; running it again",
+            job.job_id,
+            **ids(spec.session_id, job.job_id),
+        )
     finally:
         backend.release(spec, grant, stop=stop, lost=lost)
     return None

@@ -9,18 +9,18 @@ process exits, so job mode leaves nothing behind.
 from __future__ import annotations
 
 import atexit
-import logging
 import threading
 
 import ray
 
 from ._connect import ensure_ray
 from ._env import env_seconds
+from ._log import get_logger
 from .backends.aer import on_close
 from .backends.base import Backend
 from .session import Batch
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 IDLE_ENV = "RAYSESSION_JOB_MODE_IDLE_S"
 

@@ -54,7 +54,10 @@ class OptionGroup(BaseModel):
     valid ones listed, and :meth:`update` merges nested dicts as qiskit-ibm-runtime does."""
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, arbitrary_types_allowed=True
+        extra="forbid",
+        validate_assignment=True,
+        arbitrary_types_allowed=True,
+        use_attribute_docstrings=True,  # the field docstrings feed the README's reference
     )
 
     # Fields a simulator does not honour: a value other than the default is reported.

@@ -7,6 +7,7 @@ the output is interactive (a terminal or a notebook), so logs and CI output stay
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -47,7 +48,10 @@ def _bar(total: int, description: str) -> Any:
         return ray_tqdm(total=total, desc=description)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="chunk")
+    # A terminal that reports no size (a bare pseudo-terminal) would hide the bar.
+    size = shutil.get_terminal_size((0, 0))
+    ncols, nrows = (None, None) if size.columns and size.lines else (80, 24)
+    return tqdm(total=total, desc=description, unit="chunk", ncols=ncols, nrows=nrows)
 
 
 def follow(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import warnings
 from typing import Any
@@ -17,6 +16,7 @@ from ._failures import classify, record_final
 from ._granted import follow_granted, reserve_journalled
 from ._journal import Head
 from ._lifecycle import SessionState, transition
+from ._log import get_logger, ids
 from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
 from ._metrics import SessionMetrics
 from ._queue_limits import JobQueue
@@ -31,7 +31,7 @@ from ._session_records import (
 from .backends.base import Backend, Delivery, Grant, JobSpec
 from .errors import ExecutionTimeoutError, RaySessionError
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # How long a status query waits for the completion of a job whose result the asker has.
 _SETTLE_WAIT_S = 5.0
@@ -72,6 +72,7 @@ class SessionActor:
         self._finished_since_prune = 0
         self._durable = Durability(config)  # the journal and the stored records
         self._metrics = SessionMetrics(config.session_id, backend.name, config.mode)
+        self._ids = ids(config.session_id)  # on every log record (see ._log)
         with warnings.catch_warnings():  # Ray's property reads a deprecated one inside
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = ray.get_runtime_context().was_current_actor_reconstructed
@@ -132,7 +133,12 @@ class SessionActor:
         try:
             grant = await reserve_journalled(job, self._backend, deadline)  # it holds its slot
         except Exception:  # no grant: the job runs through the backend, which reports why
-            logger.warning("job %s: no worker reserved", job.job_id, exc_info=True)
+            logger.warning(
+                "job %s: no worker reserved",
+                job.job_id,
+                exc_info=True,
+                **ids(self._config.session_id, job.job_id),
+            )
             grant = None
         if job.status.is_final:  # cancelled meanwhile
             if grant is not None:
@@ -272,7 +278,7 @@ class SessionActor:
             # Stored now, and again on exit with the last jobs' records.
             self._durable.later(self._durable.store_session(self._details, list(self._jobs)))
         self._durable.head_changed(self._head)
-        logger.info("session %s is %s", self._config.session_id, state)
+        logger.info("session %s is %s", self._config.session_id, state, **self._ids)
         self._poke()
 
     def _capacity(self) -> int:
@@ -354,7 +360,11 @@ class SessionActor:
             error.session_id, error.job_id = self._config.session_id, job.job_id
             job.error = error
             logger.warning(
-                "session %s job %s failed: %s", self._config.session_id, job.job_id, error
+                "session %s job %s failed: %s",
+                self._config.session_id,
+                job.job_id,
+                error,
+                **ids(self._config.session_id, job.job_id),
             )
         if status is not JobStatus.DONE or (job.rerun and self._config.storage):
             job.delivered = True  # the error travels in the answer; a rerun's result is stored
@@ -438,7 +448,7 @@ class SessionActor:
             elif due is _deadlines.Due.INACTIVE:
                 self._move(SessionState.INACTIVE)
             elif due is _deadlines.Due.CLOSE_IDLE:
-                logger.info("session %s closes itself: idle", self._config.session_id)
+                logger.info("session %s closes itself: idle", self._config.session_id, **self._ids)
                 self._move(SessionState.CLOSED)
             else:
                 self._exiting = True
@@ -456,12 +466,14 @@ class SessionActor:
             ]
             record_final(self._config.session_id, self._state, ended)
         except Exception:  # the GCS is unreachable: handles then report the actor as gone
-            logger.warning("session %s could not record its end", self._config.session_id)
+            logger.warning(
+                "session %s could not record its end", self._config.session_id, **self._ids
+            )
         await self._durable.store_session(self._details, list(self._jobs))
         await self._durable.close()
         # Let the last replies leave the process before it goes.
         await asyncio.sleep(self._config.exit_grace_s)
-        logger.info("session %s exits", self._config.session_id)
+        logger.info("session %s exits", self._config.session_id, **self._ids)
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
     def _head(self) -> Head:

@@ -327,9 +327,9 @@ def delivery_of(
 def prune(jobs: dict[str, JobRecord]) -> list[str]:
     """Bound a session's memory: drop the result refs of all but the last
     :data:`KEEP_RESULTS` delivered jobs, then the records beyond :data:`KEEP_RECORDS`.
-    A pruned job's ``result()`` from another process raises :class:`ResultUnavailableError`;
-    its submitter owns its result and is not affected. Returns the ids of the records
-    dropped."""
+    A pruned job's result asked for by another process is read from storage (or, with
+    ``RAYSESSION_STORAGE=off``, raises :class:`ResultUnavailableError`); its submitter owns
+    its result and is not affected. Returns the ids of the records dropped."""
     finished = [job for job in jobs.values() if job.status.is_final and job.delivered]
     for old in finished[:-KEEP_RESULTS]:
         old.delivery, old.task, old.sent = None, None, None

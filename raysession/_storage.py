@@ -20,7 +20,6 @@ both private.
 from __future__ import annotations
 
 import json
-import logging
 import pickle
 import time
 from typing import Any
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._duration import parse_duration
 from ._env import env_count, env_duration
+from ._log import get_logger
 from ._messages import JobInfo, JobStatus, SessionDetails
 from .backends._partition import join
 from .backends._store import (
@@ -41,7 +41,7 @@ from .backends._store import (
 from .backends.base import JoinPlan
 from .errors import ResultUnavailableError
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 RETENTION_ENV = "RAYSESSION_STORAGE_RETENTION"
 MAX_BYTES_ENV = "RAYSESSION_STORAGE_MAX_BYTES"

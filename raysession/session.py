@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -19,6 +18,7 @@ from ._courier import courier, deliver
 from ._duration import check_bounds, parse_duration
 from ._failures import ACTOR_GONE, ended, session_gone
 from ._lifecycle import SessionState
+from ._log import get_logger, ids
 from ._messages import Admission, JobInfo, SessionDetails
 from ._queue_limits import queue_limits
 from ._session_actor import SessionActor
@@ -31,7 +31,7 @@ from .errors import RaySessionError, SessionNotFoundError
 from .job import RuntimeJobV2, connection, stored_job, take_seen_done
 from .options import SessionLimits
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 __all__ = ["Batch", "Session", "close_all_sessions", "current_session", "list_sessions"]
 
@@ -204,7 +204,7 @@ class Session:
             isa_target(backend),
             aer_options_of(backend),
         )
-        logger.info("created %s %s on %s", self._MODE, session_id, backend.name)
+        logger.info("created %s %s on %s", self._MODE, session_id, backend.name, **ids(session_id))
 
     def _init_handle(
         self,

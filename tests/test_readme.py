@@ -61,3 +61,14 @@ def test_snippet_runs(name: str, backend: object) -> None:
 @pytest.mark.parametrize("pair", PAIRS)
 def test_before_and_after_print_the_same(pair: str, backend: object) -> None:
     assert _run(f"{pair}/before") == _run(f"{pair}/after")
+
+
+def test_the_option_reference_lists_every_option_with_its_type_and_default() -> None:
+    from raysession._option_reference import reference
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("<!-- options: begin -->\n", 1)[1].split("<!-- options: end -->", 1)[0]
+    assert section.strip() == reference().strip(), (
+        "README's option reference is out of date: paste `python -m raysession._option_reference`"
+    )
+    assert "`raysession.max_retries` | int | `0` |" in section

@@ -6,6 +6,7 @@ import collections
 import pickle
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,8 +211,11 @@ class AerWorker:
             else:
                 results = list(executor.sample(ready, request.seed, request.run_options))
         except Exception as exc:  # the job's own error (Aer, Qiskit): the caller's, not Ray's
+            # The worker's traceback travels as text: error_message() shows it to the caller.
             raise JobFailedError(
-                f"Job {request.job_id} failed: {type(exc).__name__}: {exc}", job_id=request.job_id
+                f"Job {request.job_id} failed: {type(exc).__name__}: {exc}\n\n"
+                f"In worker {self._id}:\n{traceback.format_exc().rstrip()}",
+                job_id=request.job_id,
             ) from exc
         elapsed = time.perf_counter() - started
         done = ChunkDone(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from ray.util.scheduling_strategies import (
 )
 
 from .._connect import NAMESPACE, actor_name, ensure_ray, live_session_ids
+from .._log import get_logger
 from .._metrics import worker_busy_fraction
 from ..errors import BackendUnavailableError
 from ._pool_protocol import (
@@ -57,7 +57,7 @@ from ._pool_protocol import (
     WorkerStatus,
 )
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # A shape whose workers die this many times in a row while starting fails its leases.
 _START_FAILURES = 3

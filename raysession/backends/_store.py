@@ -19,7 +19,6 @@ path: a worker returns its result first and writes it from a background thread.
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 import pickle
 import uuid
@@ -28,7 +27,9 @@ from typing import Any
 
 import fsspec
 
-logger = logging.getLogger(__name__)
+from .._log import get_logger, ids
+
+logger = get_logger(__name__)
 
 STORAGE_ENV = "RAYSESSION_STORAGE"
 DEFAULT_STORAGE = "~/.raysession/storage"
@@ -101,7 +102,7 @@ def _write_chunk(uri: str, job_id: str, index: int, value: Any) -> None:
         write_bytes(uri, chunk_path(uri, job_id, index), data)
     except Exception:
         logger.warning("job %s: chunk %d's result was not stored in %s", job_id, index, uri,
-                       exc_info=True)  # fmt: skip
+                       exc_info=True, **ids(job_id=job_id))  # fmt: skip
 
 
 def flush() -> None:

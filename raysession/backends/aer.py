@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import pickle
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from ray.exceptions import RayActorError
 
 from .._connect import ensure_ray
 from .._env import env_count
+from .._log import get_logger, ids
 from ..errors import BackendUnavailableError, WorkerLostError
 from . import _pool_client as client
 from ._aer_worker import ChunkDone, ChunkRequest
@@ -30,7 +30,7 @@ from ._partition import PubShape, PubSpec, chunk_pubs, chunk_seed, plan
 from ._pool_protocol import Lease, Shape
 from .base import BackendRun, Delivery, Grant, JobSpec, JoinPlan
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 __all__ = ["AerBackend"]
 
@@ -523,6 +523,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
                     lease.worker_id,
                     crashes,
                     limit,
+                    **ids(spec.session_id, spec.job_id),
                 )
             finally:
                 if keep and hold:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -33,13 +32,14 @@ from qiskit.providers.fake_provider import GenericBackendV2
 from qiskit.transpiler import CouplingMap
 
 from .._env import env_count
+from .._log import get_logger
 from ..backends import AerBackend
 from ..backends.aer import aer_target
 
 if TYPE_CHECKING:
     from qiskit.transpiler import Target
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 DEFAULT_BACKEND = "aer_simulator"
 """The name used where a backend is needed and none is named and no pool is running yet."""
