@@ -6,6 +6,7 @@ except a job's acceptance, which the submit awaits."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -40,13 +41,23 @@ class Durability:
         """The journal of the session's last incarnation (blocking; a restart reads it once)."""
         return self._journal.load()
 
-    def accept(self, job: JobRecord) -> asyncio.Future[None]:
-        """Journal an accepted job; the returned future is done once the GCS has it."""
-        assert job.spec is not None
-        job.journaled = asyncio.ensure_future(
-            self._journal.accept(job.spec, job.sequence, job.created)
-        )
+    def accept(self, job: JobRecord, *, delay_s: float = 0.0) -> asyncio.Future[bool]:
+        """Journal an accepted job; the returned future is done once the GCS has it (True),
+        or, with ``delay_s``, once the job ended within that time (False: nothing written,
+        the job needs no entry)."""
+        job.journaled = asyncio.ensure_future(self._accept(job, delay_s))
+        self._track(job.journaled)
         return job.journaled
+
+    async def _accept(self, job: JobRecord, delay_s: float) -> bool:
+        spec = job.spec
+        if delay_s:
+            await asyncio.sleep(delay_s)
+            if job.status.is_final:
+                return False
+        assert spec is not None
+        await self._journal.accept(spec, job.sequence, job.created)
+        return True
 
     def ended(self, job: JobRecord) -> None:
         """A job is final: store its record and replace its journal entry by it."""
@@ -123,9 +134,11 @@ class Durability:
                 self._config.session_id, write.exception(), **self._ids,
             )  # fmt: skip
 
-    async def _journal_end(self, accepted: asyncio.Future[None] | None, info: Any) -> None:
+    async def _journal_end(self, accepted: asyncio.Future[bool] | None, info: Any) -> None:
         if accepted is not None:
             await asyncio.wait([accepted])  # its acceptance lands first
+            if accepted.cancelled() or accepted.exception() is not None or not accepted.result():
+                return  # never journalled: nothing to replace
         await self._journal.end(info)
 
     async def _write_head(self) -> None:
@@ -147,14 +160,24 @@ def recovered_session(
     timeline, sequence = None, 0
     if recovered.head is not None:
         state, sequence = recovered.head.state, recovered.head.sequence
-        timeline = Timeline.recovered(recovered.head)
+        # The head is not rewritten for every job: the final records say the rest.
+        runs = [info.metrics for info in recovered.final if info.metrics.running is not None]
+        head = dataclasses.replace(
+            recovered.head,
+            last_job_started=max((m.running or 0.0 for m in runs), default=None),
+            last_job_completed=max((m.finished or 0.0 for m in runs), default=None),
+            execution_s=max(
+                recovered.head.execution_s, sum(m.execution_s or 0.0 for m in runs)
+            ),
+        )
+        timeline = Timeline.recovered(head)
     jobs = {info.job_id: JobRecord.recovered(info) for info in recovered.final}
     queued = []
     for entry in recovered.accepted:
         job = JobRecord(entry.spec.job_id, entry.spec, entry.sequence, entry.created)
         job.rerun = True
         job.journaled = asyncio.get_running_loop().create_future()
-        job.journaled.set_result(None)
+        job.journaled.set_result(True)  # its entry is in the journal
         jobs[job.job_id] = job
         queued.append(job)
     sequence = max([sequence, *(job.sequence + 1 for job in jobs.values())])

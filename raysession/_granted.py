@@ -85,23 +85,3 @@ async def _completion(job: JobRecord, done_ref: ray.ObjectRef[Any]) -> Any:
     done.cancel()
     return job.reported.result()
 
-
-async def reserve_journalled(
-    job: JobRecord, backend: Backend, deadline: float | None
-) -> Grant | None:
-    """A worker for the whole job (see :meth:`Backend.reserve`), asked for while the job's
-    acceptance is journalled and returned once it is: no job runs unjournalled."""
-    assert job.spec is not None and job.journaled is not None
-    spec = job.spec
-    reserve = asyncio.ensure_future(backend.reserve(spec, deadline))
-
-    def give_back(done: asyncio.Future[Grant | None]) -> None:
-        if not done.cancelled() and done.exception() is None and done.result() is not None:
-            backend.release(spec, done.result(), stop=False)  # type: ignore[arg-type]
-
-    try:
-        await asyncio.shield(job.journaled)
-    except BaseException:
-        reserve.add_done_callback(give_back)
-        raise
-    return await reserve

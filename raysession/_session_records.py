@@ -98,7 +98,7 @@ class JobRecord:
     tags: tuple[str, ...] = ()
     kind: str = ""
     """What the record keeps of its spec once the job is final (the spec is dropped)."""
-    journaled: asyncio.Future[None] | None = None
+    journaled: asyncio.Future[bool] | None = None
     """The write of the job's acceptance to the journal (its end is written after it)."""
     final_info: JobInfo | None = None
     """A final job recovered from the journal by a restarted actor: its record as it was."""

@@ -28,8 +28,10 @@ from ._admin import (
     this_user,
 )
 from ._lifecycle import SessionState
+from ._storage import cleanup_storage, read_job, read_session
 from ._tables import job_fields, jobs_table, session_fields, sessions_table, table, worker_row
 from .backends import PoolStatus, pool_status, shutdown_pool
+from .backends._store import storage_uri
 from .errors import SessionNotFoundError
 
 NOT_FOUND = 1
@@ -153,7 +155,11 @@ def show(address: str | None, as_json: bool, session_id: str) -> None:
         details = session_details(session_id)
         jobs = session_jobs(session_id)
     except SessionNotFoundError as exc:
-        raise NotFound(exc.message) from exc
+        stored = read_session(session_id)  # it ended: what it stored
+        if stored is None:
+            raise NotFound(exc.message) from exc
+        details = stored[0]
+        jobs = [found.info for found in map(read_job, stored[1]) if found is not None]
     if as_json:
         _echo_json(
             {
@@ -221,12 +227,15 @@ def _end(session_id: str, as_json: bool, *, cancel: bool) -> None:
 @click.argument("job_id")
 @_options
 def job(address: str | None, as_json: bool, job_id: str) -> None:
-    """Show a job of a live session: status, times, chunks, error."""
+    """Show a job: status, times, chunks, error (from its live session, else storage)."""
     connect(address)
     try:
         _, info = find_job(job_id)
     except SessionNotFoundError as exc:
-        raise NotFound(exc.message) from exc
+        stored = read_job(job_id)
+        if stored is None:
+            raise NotFound(f"{exc.message} It is not in storage ({storage_uri()}) either.") from exc
+        info = stored.info
     if as_json:
         _echo_json(info.model_dump(mode="json"))
         return
@@ -299,3 +308,43 @@ def shutdown(ctx: click.Context, address: str | None, as_json: bool) -> None:
         click.echo(f"Stopped the worker pool and its {workers} worker(s).")
     else:
         click.echo("No worker pool is running.")
+
+
+@main.command(short_help="Remove stored jobs past their retention or the size bound.")
+@click.option(
+    "--retention",
+    default=None,
+    metavar="DURATION",
+    help="Keep stored jobs this long, such as 12h or 7d. "
+    "Default: $RAYSESSION_STORAGE_RETENTION, else 7d.",
+)
+@click.option(
+    "--max-bytes",
+    type=int,
+    default=None,
+    help="Then remove the oldest until at most this many bytes are kept. "
+    "Default: $RAYSESSION_STORAGE_MAX_BYTES, else 10 GiB.",
+)
+@click.option(
+    "--storage",
+    default=None,
+    metavar="URI",
+    help="A directory or URI. Default: $RAYSESSION_STORAGE, else ~/.raysession/storage.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a summary.")
+def cleanup(
+    retention: str | None, max_bytes: int | None, storage: str | None, as_json: bool
+) -> None:
+    """Clean up RAYSESSION_STORAGE now (sessions also do it as they end, hourly at most).
+    Needs no Ray cluster."""
+    try:
+        report = cleanup_storage(retention=retention, max_bytes_kept=max_bytes, storage=storage)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if as_json:
+        _echo_json(report.model_dump(mode="json"))
+        return
+    click.echo(
+        f"removed {report.jobs_removed} jobs and {report.sessions_removed} sessions, "
+        f"{report.bytes_freed} bytes; {report.bytes_kept} bytes kept"
+    )

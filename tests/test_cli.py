@@ -367,6 +367,35 @@ def test_cli_job_shows_one_job(backend):
         assert (shown["status"], shown["metrics"]["num_chunks"]) == ("DONE", 1)
 
 
+def test_cli_show_and_job_read_an_ended_session_from_storage(backend):
+    with Session(backend=backend) as session:
+        job = EstimatorV2(mode=session, options=EXACT).run([(bell(False), "ZZ")])
+        job.result(timeout=120)
+    wait_for(lambda: f"session-{session.session_id}" not in live_raysession_actors(), 60)
+    shown = json.loads(ok("show", session.session_id, "--json"))
+    assert shown["session"]["state"] == "closed"
+    assert [j["job_id"] for j in shown["jobs"]] == [job.job_id()]
+    assert json.loads(ok("job", job.job_id(), "--json"))["status"] == "DONE"
+
+
+def test_cli_cleanup_removes_stored_jobs_past_the_retention(tmp_path):
+    store = tmp_path / "store"
+    old = store / "jobs" / "old-job"
+    old.mkdir(parents=True)
+    (old / "record.json").write_text("{}")
+    os.utime(old / "record.json", (0, 0))  # 1970: past any retention
+    fresh = store / "jobs" / "fresh-job"
+    fresh.mkdir()
+    (fresh / "record.json").write_text("{}")
+    done = run_cli("cleanup", "--retention", "1d", "--storage", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["jobs_removed"] == 1 and report["bytes_kept"] == 2
+    assert sorted(p.name for p in (store / "jobs").iterdir()) == ["fresh-job"]
+    bad = run_cli("cleanup", "--retention", "1h 1h", "--storage", str(store))
+    assert bad.returncode == 2 and "more than once" in bad.stderr
+
+
 def test_cli_unknown_ids_exit_1_with_a_message():
     missing = "0" * 32
     for args in (("show", missing), ("close", missing), ("cancel", missing)):
