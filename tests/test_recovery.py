@@ -29,8 +29,8 @@ def restarts(session: Session) -> int:
     return int(info["NumRestarts"]) if info["State"] == "ALIVE" else -1
 
 
-def journal_keys(session_id: str) -> list[bytes]:
-    return internal_kv._internal_kv_list(f"journal/{session_id}/", namespace="raysession")
+def journal_keys(session_id: str, kind: str = "") -> list[bytes]:
+    return internal_kv._internal_kv_list(f"journal/{session_id}/{kind}", namespace="raysession")
 
 
 def test_a_killed_session_actor_restarts_and_reruns_unfinished_jobs_once_in_fifo_order(backend):
@@ -41,7 +41,9 @@ def test_a_killed_session_actor_restarts_and_reruns_unfinished_jobs_once_in_fifo
     done = estimator.run([(bell(False), "XX")])  # runs once a, b and c have
     wait_for(lambda: entered(gates["a"][0]) == 1, timeout=120)  # a runs, b and c wait
     assert [jobs[n].status() for n in "abc"] == ["RUNNING", "QUEUED", "QUEUED"]
-    assert journal_keys(session.session_id)  # the accepted jobs are journalled
+    # The queued jobs were journalled before run() returned; a, granted a worker, once it
+    # had run for GRANTED_JOURNAL_DELAY_S.
+    wait_for(lambda: len(journal_keys(session.session_id, "job/")) == 4)
 
     ray.kill(session_actor(session), no_restart=False)
     wait_for(lambda: restarts(session) == 1, timeout=120)
