@@ -43,7 +43,7 @@ def test_a_done_job_whose_chunk_file_is_gone_is_reported_not_awaited(tmp_path):
     write_job(uri, _info("j2"), num_chunks=1, plan=None)
     stored = read_job("j2", uri)
     assert stored is not None
-    with pytest.raises(ResultUnavailableError, match="chunk-0.pkl is missing"):
+    with pytest.raises(ResultUnavailableError, match=r"chunk-0\.pkl is missing"):
         read_result(stored, uri, wait_s=0.2)
 
 
