@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit.library import efficient_su2
@@ -168,3 +174,24 @@ def failing(circuit: QuantumCircuit) -> QuantumCircuit:
     wrapped.__class__ = _Reducing
     wrapped._reduce_with = (_break_in_worker, (circuit,))  # type: ignore[attr-defined]
     return wrapped
+
+
+# ------------------------------------------------------------------ second drivers
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_driver(script: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (dedented) as a second driver process, connected to this process's
+    Ray unless ``env`` says otherwise (``RAY_ADDRESS="local"``: a Ray of its own)."""
+    import ray
+
+    address = {"RAY_ADDRESS": ray.get_runtime_context().gcs_address} if ray.is_initialized() else {}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **address, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

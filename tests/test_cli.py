@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ from raysession import (
     shutdown_pool,
 )
 from tests.conftest import live_raysession_actors, wait_for
-from tests.helpers import bell, entered, gated, new_gate
+from tests.helpers import bell, entered, gated, new_gate, run_driver
 
 REPO = Path(__file__).resolve().parents[1]
 EXACT = {"default_precision": 0.0}
@@ -75,21 +74,7 @@ def open_as_other_user() -> str:
         ray.init()
         print(raysession.Session(backend=raysession.AerBackend()).session_id)
     """
-    env = {
-        **os.environ,
-        "RAY_ADDRESS": ray_address(),
-        "PYTHONPATH": str(REPO),
-        "USER": OTHER_USER,
-        "LOGNAME": OTHER_USER,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_driver(script, USER=OTHER_USER, LOGNAME=OTHER_USER)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 

@@ -7,11 +7,7 @@ creates it) reads them. Slow work is held with a gate the test opens (``tests.he
 
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +41,7 @@ from tests.helpers import (
     gated,
     new_gate,
     observable,
+    run_driver,
     values,
 )
 
@@ -92,19 +89,6 @@ def workers_of(job) -> set[str]:
 
 def bell_zz(estimator: EstimatorV2) -> float:
     return float(estimator.run([(bell(False), "ZZ")]).result(timeout=120)[0].data.evs)
-
-
-def run_driver(script: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` as a second driver connected to this module's Ray."""
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 # ------------------------------------------------------------------ backends are descriptions

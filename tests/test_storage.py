@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 
 from raysession import (
     EstimatorV2,
@@ -30,22 +26,14 @@ from raysession import (
 from raysession._storage import cleanup_storage, read_job
 from raysession.backends._store import storage_uri
 from tests.conftest import live_raysession_actors, wait_for
-from tests.helpers import bell
+from tests.helpers import bell, run_driver
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_driver(script: str, timeout: float = 180) -> dict:
-    """Run ``script`` as a second driver on this module's Ray; returns the JSON it prints last."""
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def submitted(script: str, **env: str) -> dict:
+    """Run a submitting driver; the JSON it prints last."""
+    done = run_driver(script, timeout=240, **env)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -106,7 +94,7 @@ def check_stored(out: dict, get) -> None:
 
 
 def test_results_are_read_by_another_driver_after_the_submitter_exited_and_the_session_ended():
-    out = run_driver(SUBMIT.format(idle=1800, close=True))
+    out = submitted(SUBMIT.format(idle=1800, close=True))
     # The session ended: its actor is gone.
     wait_for(lambda: not any(out["session"] in name for name in live_raysession_actors()), 60)
 
@@ -125,7 +113,7 @@ def test_results_are_read_by_another_driver_after_the_submitter_exited_and_the_s
 
 def test_a_live_sessions_jobs_are_read_after_their_submitter_exited():
     # The submitter leaves its session open: the granted jobs' results belonged to it.
-    out = run_driver(SUBMIT.format(idle=1800, close=False))
+    out = submitted(SUBMIT.format(idle=1800, close=False))
     session = Session.from_id(out["session"])
     assert session.details().state.is_accepting
     check_stored(out, session.job)
@@ -176,17 +164,11 @@ def test_cleanup_removes_jobs_past_retention_then_the_oldest_past_the_size_bound
 
 def test_results_outlive_the_whole_ray_cluster_that_ran_them():
     # The submitter starts (and, exiting, stops) a Ray cluster of its own.
-    env = {**os.environ, "RAY_ADDRESS": "local"}
     start_ray = "    import ray\n    ray.init(num_cpus=2)\n    from raysession import"
     script = SUBMIT.format(idle=1800, close=True).replace(
         "    from raysession import", start_ray, 1
     )
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = submitted(script, RAY_ADDRESS="local")
     # That cluster is gone; this module's Ray never knew the session.
     check_stored(out, QiskitRuntimeService().job)
     session = Session.from_id(out["session"])
