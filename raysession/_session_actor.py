@@ -81,6 +81,8 @@ class SessionActor:
         self._durable = Durability(config)  # the journal and the stored records
         self._metrics = SessionMetrics(config.session_id, backend.name, config.mode)
         self._ids = ids(config.session_id)  # on every log record (see ._log)
+        self._resumed = asyncio.Event()
+        self._resumed.set()
         with warnings.catch_warnings():  # Ray's property reads a deprecated one inside
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = ray.get_runtime_context().was_current_actor_reconstructed
@@ -107,6 +109,8 @@ class SessionActor:
             QueueFullError: the job would queue past a cap of the session's queue, and
                 no room came within the session's ``queue_wait``.
         """
+        if not self._resumed.is_set():  # a restarted actor frees its last run's workers first
+            await self._resumed.wait()
         await self._settle(seen_done)
         known = self._jobs.get(spec.job_id)
         if known is not None:  # a submit retried after a restart: accepted already
@@ -410,10 +414,21 @@ class SessionActor:
         self._state, self._times = state, times or self._times
         for job in queued:
             self._queue.append(job)
-        # Workers the dead incarnation held are free again; then the queue resumes.
-        self._backend.release_session(self._config.session_id)
+        self._resumed.clear()  # submits wait until the workers of the dead one are free
         self._ensure_watchdog()
-        asyncio.get_running_loop().call_soon(self._pump)
+        asyncio.get_running_loop().create_task(self._resume())
+
+    async def _resume(self) -> None:
+        """Free the workers and withdraw the lease requests of the dead incarnation, then
+        run the queue (a request of this one must not be withdrawn with them)."""
+        try:
+            await self._backend.release_session(self._config.session_id)
+        except Exception:
+            logger.warning("session %s: workers of its last run not freed", self._config.session_id,
+                           exc_info=True, **self._ids)  # fmt: skip
+        finally:
+            self._resumed.set()
+            self._pump()
 
     # ----------------------------------------------------------------- deadlines
 

@@ -575,9 +575,10 @@ class AerBackend(BackendV2):  # type: ignore[misc]
             return
         client.hold(spec.session_id or spec.job_id, self._id, grant.lease)
 
-    def release_session(self, session_id: str) -> None:
-        """Free the workers and lease requests of a dead incarnation of a session actor."""
-        client.pool().release_client.remote(session_id)
+    async def release_session(self, session_id: str) -> None:
+        """Free the workers and lease requests of a dead incarnation of a session actor;
+        returns once the pool did."""
+        await client.pool().release_client.remote(session_id)
 
     def warm_up(self, timeout: float = 300.0) -> int:
         """Start the workers this backend can use now, instead of with the first job.

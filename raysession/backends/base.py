@@ -216,7 +216,7 @@ class Backend(Protocol):
         was cancelled or ran out of time while running); ``lost``: it died."""
         ...
 
-    def release_session(self, session_id: str) -> None:
+    async def release_session(self, session_id: str) -> None:
         """Free every worker held, and withdraw every request made, for ``session_id``
         by an earlier incarnation of its session actor, which died (a restarted actor
         calls this before it runs anything)."""
