@@ -166,9 +166,7 @@ def recovered_session(
             recovered.head,
             last_job_started=max((m.running or 0.0 for m in runs), default=None),
             last_job_completed=max((m.finished or 0.0 for m in runs), default=None),
-            execution_s=max(
-                recovered.head.execution_s, sum(m.execution_s or 0.0 for m in runs)
-            ),
+            execution_s=max(recovered.head.execution_s, sum(m.execution_s or 0.0 for m in runs)),
         )
         timeline = Timeline.recovered(head)
     jobs = {info.job_id: JobRecord.recovered(info) for info in recovered.final}

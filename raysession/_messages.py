@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from qiskit.providers import JobStatus as QiskitJobStatus
@@ -184,10 +184,6 @@ class SessionDetails(_Record):
     """Who opened the session; ``None`` for a session made by an older raysession."""
 
 
-Seen = tuple[str, Any]
-"""A granted job whose result a handle read, and its completion record."""
-
-
 @dataclass(frozen=True)
 class Admission:
     """The session's answer to a submit: the job's record and, if the job starts at once
@@ -195,3 +191,5 @@ class Admission:
 
     info: JobInfo
     grant: Grant | None = None
+    ran_ahead: bool = False
+    """The job sent ahead to ``grant``'s worker runs there (see :class:`~.backends.base.Ahead`)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
-from typing import Any
 
 import ray
 
@@ -17,7 +16,7 @@ from ._granted import follow_granted
 from ._journal import Head
 from ._lifecycle import SessionState, transition
 from ._log import get_logger, ids
-from ._messages import Admission, JobInfo, JobStatus, Seen, SessionDetails
+from ._messages import Admission, JobInfo, JobStatus, SessionDetails
 from ._metrics import SessionMetrics
 from ._queue_limits import JobQueue
 from ._session_records import (
@@ -28,7 +27,7 @@ from ._session_records import (
     prune,
     rejection,
 )
-from .backends.base import Backend, Delivery, Grant, JobSpec
+from .backends.base import Ahead, Backend, Delivery, Grant, JobSpec
 from .errors import ExecutionTimeoutError, RaySessionError
 
 logger = get_logger(__name__)
@@ -37,6 +36,30 @@ logger = get_logger(__name__)
 GRANTED_JOURNAL_DELAY_S = 0.05
 # How long a status query waits for the completion of a job whose result the asker has.
 _SETTLE_WAIT_S = 5.0
+
+
+class _Ahead:
+    """A job its submitter sent ahead to a worker (see ``Ahead``): taken once its
+    session grants it that worker, else refused there, once."""
+
+    def __init__(self, backend: Backend, ahead: Ahead | None, job_id: str) -> None:
+        self._backend, self._ahead, self._job_id = backend, ahead, job_id
+        self._open = ahead is not None
+        self.worker_id = None if ahead is None else ahead.worker_id
+
+    def take(self, grant: Grant) -> bool:
+        """True if the job went ahead to ``grant``'s worker (and was not refused)."""
+        if not self._open or grant.worker_id != self.worker_id:
+            return False
+        self._open = False
+        return True
+
+    def refuse(self) -> None:
+        """Tell its worker to drop it, unless it was taken or refused already."""
+        if self._open:
+            assert self._ahead is not None
+            self._open = False
+            self._backend.refuse(self._ahead, self._job_id)
 
 
 class SessionActor:
@@ -96,12 +119,16 @@ class SessionActor:
         self._ensure_watchdog()
         return self._details()
 
-    async def submit(self, spec: JobSpec, seen_done: list[Seen] | None = None) -> Admission:
+    async def submit(
+        self, spec: JobSpec, seen_done: list[str] | None = None, ahead: Ahead | None = None
+    ) -> Admission:
         """Accept a job; start it at once if the mode allows, granting it a worker when
-        one is idle (the submitter then runs it, see :meth:`sent`).
+        one is idle (the submitter then sends it there, see :mod:`._granted`).
 
-        ``seen_done`` lists granted jobs whose results the submitter has read, with their
-        completion records: they are settled before this job is placed.
+        ``seen_done`` lists granted jobs whose results the submitter has read: their
+        completion records, on their way from the workers, are awaited before this job
+        is placed. ``ahead``: the submitter sent the job to a worker already; it runs
+        there if that is the worker it is granted, else the worker is told to drop it.
 
         Raises:
             SessionClosedError: the session was closed or cancelled.
@@ -109,6 +136,13 @@ class SessionActor:
             QueueFullError: the job would queue past a cap of the session's queue, and
                 no room came within the session's ``queue_wait``.
         """
+        sent_ahead = _Ahead(self._backend, ahead, spec.job_id)
+        try:
+            return await self._admit(spec, seen_done, sent_ahead)
+        finally:
+            sent_ahead.refuse()  # unless it was taken
+
+    async def _admit(self, spec: JobSpec, seen_done: list[str] | None, ahead: _Ahead) -> Admission:
         if not self._resumed.is_set():  # a restarted actor frees its last run's workers first
             await self._resumed.wait()
         await self._settle(seen_done)
@@ -117,6 +151,8 @@ class SessionActor:
             return Admission(known.info(self._config.session_id))
         if not self._state.is_accepting:
             raise rejection(self._state, self._config, spec.job_id)
+        if self._queue or self._num_running >= self._capacity():
+            ahead.refuse()  # it queues: free the worker it went ahead to, at once
         await self._queue.wait_for_room(
             spec.input_bytes,
             lambda: (
@@ -145,7 +181,7 @@ class SessionActor:
             return Admission(job.info(self._config.session_id))
         deadline = self._begin(job)
         try:
-            grant = await self._backend.reserve(spec, deadline)  # the job holds its slot
+            grant = await self._backend.reserve(spec, deadline, ahead.worker_id)
         except Exception:  # no grant: the job runs through the backend, which reports why
             logger.warning(
                 "job %s: no worker reserved",
@@ -165,16 +201,9 @@ class SessionActor:
             self._pump()
             return Admission(job.info(self._config.session_id))
         if grant is not None:
-            job.sent = asyncio.get_running_loop().create_future()
+            job.granted, job.ran_ahead = True, ahead.take(grant)
         self._launch(job, deadline, grant)
-        return Admission(job.info(self._config.session_id), grant)
-
-    async def sent(self, job_id: str, refs: list[ray.ObjectRef[Any]]) -> None:
-        """The submitter of a granted job sent it: ``[done ref, result ref]``; ``[]`` if it
-        could not reach the worker (the job then runs through the backend)."""
-        job = self._jobs.get(job_id)
-        if job is not None and job.sent is not None and not job.sent.done():
-            job.sent.set_result(refs)
+        return Admission(job.info(self._config.session_id), grant, job.ran_ahead)
 
     async def result(self, job_id: str, fetched: list[str] | None = None) -> Delivery:
         """Wait for a job; return where its result is (never the result itself), or the
@@ -247,7 +276,7 @@ class SessionActor:
         """Records of the jobs this session knows, in submission order."""
         return [job.info(self._config.session_id) for job in self._jobs.values()]
 
-    async def details(self, seen_done: list[Seen] | None = None) -> SessionDetails:
+    async def details(self, seen_done: list[str] | None = None) -> SessionDetails:
         """The session's details, after the completion of the jobs in ``seen_done``."""
         await self._settle(seen_done)
         return self._details()
@@ -275,17 +304,14 @@ class SessionActor:
             raise KeyError(f"Session {self._config.session_id} has no job {job_id}")
         return job
 
-    async def _settle(self, seen_done: list[Seen] | None) -> None:
-        """Finish granted jobs whose results a caller has read, with the completion
-        records it sent (the actor's own copies may still be on their way)."""
+    async def _settle(self, seen_done: list[str] | None) -> None:
+        """Wait a moment for the completion of granted jobs whose results a caller has
+        read: their records come from their workers at the same time."""
         watchers = []
-        for job_id, done in seen_done or ():
+        for job_id in seen_done or ():
             job = self._jobs.get(job_id)
-            if job is None or job.sent is None or job.watcher is None or job.watcher.done():
-                continue  # (no ``sent``: it runs again after a restart, not on its grant)
-            if job.reported is not None and not job.reported.done():
-                job.reported.set_result(done)
-            watchers.append(job.watcher)
+            if job is not None and job.watcher is not None and not job.watcher.done():
+                watchers.append(job.watcher)
         if watchers:
             await asyncio.wait(watchers, timeout=_SETTLE_WAIT_S)
 
@@ -341,7 +367,7 @@ class SessionActor:
         assert spec is not None
 
         async def attempt(number: int) -> Delivery:  # retries never use the grant
-            if number == 1 and grant is not None and job.sent is not None:
+            if number == 1 and grant is not None and job.granted:
                 delivery = await follow_granted(job, grant, self._backend)
                 if delivery is not None:
                     return delivery

@@ -86,11 +86,10 @@ class JobRecord:
     run: BackendRun = field(default_factory=BackendRun)
     task: asyncio.Task[Delivery] | None = None
     watcher: asyncio.Task[None] | None = None
-    sent: asyncio.Future[list[ray.ObjectRef[Any]]] | None = None
-    """Granted jobs: the (done, result) refs its submitter sends once it dispatched it."""
-    reported: asyncio.Future[Any] | None = None
-    """Granted jobs: the completion record, if the submitter reports it first (it has it
-    as soon as it has the result; the actor's own copy comes through Ray a bit later)."""
+    granted: bool = False
+    """It was granted a worker at once: its submitter sends it there (see ._granted)."""
+    ran_ahead: bool = False
+    """Granted the worker its submitter had sent it to ahead of its admission."""
     delivery: Delivery | None = None
     delivered: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -308,6 +307,14 @@ def delivery_of(
         error = JobCancelledError(
             f"Job {job_id} was cancelled; it has no result.", session_id=session_id, job_id=job_id
         )
+    elif job.delivery is not None and not job.delivery.refs and storage is None:
+        error = ResultUnavailableError(
+            f"Job {job_id}'s result belongs to the process that submitted it (the job ran "
+            "on a worker granted to that process) and RAYSESSION_STORAGE is off, so no "
+            "copy was stored; read it from the handle that submitted it, or turn storage on.",
+            session_id=session_id,
+            job_id=job_id,
+        )
     elif job.delivery is None and storage is None:
         error = ResultUnavailableError(
             f"Job {job_id}'s result was pruned: session {session_id} keeps the last "
@@ -332,7 +339,7 @@ def prune(jobs: dict[str, JobRecord]) -> list[str]:
     its result and is not affected. Returns the ids of the records dropped."""
     finished = [job for job in jobs.values() if job.status.is_final and job.delivered]
     for old in finished[:-KEEP_RESULTS]:
-        old.delivery, old.task, old.sent = None, None, None
+        old.delivery, old.task = None, None
     dropped = [old.job_id for old in finished[: max(0, len(jobs) - KEEP_RECORDS)]]
     for job_id in dropped:
         del jobs[job_id]

@@ -16,25 +16,47 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from . import errors
 from ._courier import deliver, forget_courier
 from ._failures import ACTOR_GONE, ended_job, for_caller, is_job_error, recorded_error
-from ._messages import JobInfo, JobMetrics, JobStatus, Seen
+from ._messages import JobInfo, JobMetrics, JobStatus
 from ._progress import JobProgress, follow
 from ._storage import StoredJob, read_job, read_result
 from .errors import JobCancelledError, ResultUnavailableError, SessionNotFoundError
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
+    from .backends.base import Backend, Grant
 
 __all__ = ["RuntimeJobV2"]
 
 
 # Granted jobs this process saw finish, by session, until its next submit to that session
 # tells the session actor (which may not have seen the completion yet).
-_seen_done: dict[str, list[Seen]] = {}
+_seen_done: dict[str, list[str]] = {}
+# By session: the grant of the last granted job whose result this process read, and when.
+# The session's next job from here goes ahead to that worker (see Grant.send_ahead),
+# if it comes within AHEAD_WINDOW_S: by then the session has likely let the worker go.
+_last_grant: dict[str, tuple[Grant, float]] = {}
+AHEAD_WINDOW_S = 1.0
 
 
-def take_seen_done(session_id: str) -> list[Seen]:
+def take_seen_done(session_id: str) -> list[str]:
     """Granted jobs of the session whose results this process has read since it last asked."""
     return _seen_done.pop(session_id, [])
+
+
+def take_last_grant(session_id: str) -> Grant | None:
+    """The grant of the session's last job whose result this process read, if that was
+    less than ``AHEAD_WINDOW_S`` ago (once: the next submit takes it)."""
+    last = _last_grant.pop(session_id, None)
+    if last is None or time.monotonic() - last[1] > AHEAD_WINDOW_S:
+        return None
+    return last[0]
+
+
+def _keep_last_grant(session_id: str, grant: Grant) -> None:
+    now = time.monotonic()
+    _last_grant[session_id] = (grant, now)
+    if len(_last_grant) > 64:  # sessions this process stopped using
+        for stale in [k for k, (_, t) in _last_grant.items() if now - t > AHEAD_WINDOW_S]:
+            del _last_grant[stale]
 
 
 def check_timeout(timeout: float | None) -> None:
@@ -106,8 +128,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         created: float,
         granted: bool = False,
         job_mode: bool = False,
-        done_ref: ray.ObjectRef[Any] | None = None,
         tags: Sequence[str] = (),
+        grant: Grant | None = None,
     ) -> None:
         ray.ObjectRef.__init__(self, ref.binary(), ref.owner_address(), ref.call_site())
         BasePrimitiveJob.__init__(self, job_id)
@@ -117,8 +139,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         self._created = created
         self._granted = granted
         """The ref comes straight from the worker the session granted the job."""
-        self._done_ref = done_ref
-        """Granted jobs in the submitting process: the worker's completion record."""
+        self._grant = grant
+        """Granted jobs in the submitting process: the grant (the next job may go ahead)."""
         self._made_in = connection()
         self._final_info: JobInfo | None = None
         self._tags = list(tags)
@@ -506,12 +528,11 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         raise error from error.__cause__
 
     def _seen(self) -> None:
-        """Note a granted job whose result came from its worker, with its completion
-        record (already here: it came with the result), for the next submit."""
-        if self._granted and self._session_id is not None and self._done_ref is not None:
-            _seen_done.setdefault(self._session_id, []).append(
-                (self._job_id, ray.get(self._done_ref))
-            )
+        """Note a granted job whose result came from its worker, for the next submit (its
+        session settles it first), and its grant (the next job may go ahead to it)."""
+        if self._grant is not None and self._session_id is not None:
+            _seen_done.setdefault(self._session_id, []).append(self._job_id)
+            _keep_last_grant(self._session_id, self._grant)
 
     def __await__(self) -> Generator[Any, None, PrimitiveResult[PubResult]]:
         self._check_connection()

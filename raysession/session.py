@@ -26,9 +26,9 @@ from ._session_records import Mode, SessionConfig, session_actor_options
 from ._storage import StoredJob, read_job, read_session
 from .backends._device import isa_target, simulator_of
 from .backends._store import storage_uri
-from .backends.base import Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
+from .backends.base import Ahead, Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
 from .errors import RaySessionError, SessionNotFoundError
-from .job import RuntimeJobV2, connection, stored_job, take_seen_done
+from .job import RuntimeJobV2, connection, stored_job, take_last_grant, take_seen_done
 from .options import SessionLimits
 
 logger = get_logger(__name__)
@@ -455,9 +455,10 @@ class Session:
         """
         if self._actor is None:
             raise ended(self._session_id, spec.job_id, self._details_seen.state)
+        ahead, ahead_ref = self._send_ahead(spec)
         try:
             seen = take_seen_done(self._session_id)
-            admission: Admission = ray.get(self._actor.submit.remote(spec, seen))
+            admission: Admission = ray.get(self._actor.submit.remote(spec, seen, ahead))
         except RayTaskError as exc:
             if isinstance(exc.cause, RaySessionError):
                 raise exc.cause from None
@@ -465,17 +466,15 @@ class Session:
         except ACTOR_GONE as exc:
             raise session_gone(self._session_id, spec.job_id, exc) from exc
         grant = admission.grant
-        ref: ray.ObjectRef[Any]
-        if grant is not None:
+        ref: ray.ObjectRef[Any] | None = None
+        if admission.ran_ahead:
+            ref = ahead_ref
+        elif grant is not None:
             try:
-                done_ref, ref = grant.dispatch(spec)
-                sent = [done_ref, ref]
-            except ACTOR_GONE:  # the worker died since the grant: the session runs it
-                sent = []
-            self._actor.sent.remote(spec.job_id, sent)
-            if not sent:
+                ref = grant.dispatch(spec)
+            except ACTOR_GONE:  # the worker died since the grant: the session runs it again
                 grant = None
-        if grant is None:
+        if ref is None:
             ref = deliver(self._session_id, spec.job_id)
         return RuntimeJobV2(
             ref,
@@ -485,9 +484,24 @@ class Session:
             created=admission.info.metrics.created,
             granted=grant is not None,
             job_mode=job_mode,
-            done_ref=sent[0] if grant is not None else None,
             tags=spec.tags,
+            grant=grant,
         )
+
+    def _send_ahead(self, spec: JobSpec) -> tuple[Ahead | None, ray.ObjectRef[Any] | None]:
+        """Send the job to the worker this process's last job of the session ran on, if
+        that ended just now, before the session admits it (see
+        :class:`~raysession.backends.base.Ahead`): for a loop of small jobs the worker
+        then has the job when its grant comes, and the submit is the one round trip
+        before the run."""
+        last = take_last_grant(self._session_id)
+        if last is None:
+            return None, None
+        try:
+            ref = last.send_ahead(spec)
+        except ACTOR_GONE:  # the worker died: the job is only submitted
+            return None, None
+        return (None, None) if ref is None else (Ahead(last.worker_id), ref)
 
     def close(self) -> None:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""

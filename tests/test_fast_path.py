@@ -75,8 +75,12 @@ def test_a_pruned_result_asked_for_by_another_process_is_read_from_storage_or_re
     if storage == "off":
         monkeypatch.setenv("RAYSESSION_STORAGE", "off")
     with Batch(backend=backend) as batch:
-        estimator = EstimatorV2(mode=batch, options=EXACT)
-        jobs = [estimator.run([(bell(False), "ZZ")]) for _ in range(KEEP_RESULTS + 110)]
+        # Two PUBs in chunks of one: split jobs, which the session runs and keeps the
+        # refs of (a whole job granted a worker belongs to its submitter alone, below).
+        estimator = EstimatorV2(mode=batch, options={**EXACT, "raysession": {"chunk_size": 1}})
+        pubs = [(bell(False), "ZZ")] * 2
+        jobs = [estimator.run(pubs) for _ in range(KEEP_RESULTS + 110)]
+        assert not any(job._granted for job in jobs)
         assert all(_evs(job) == pytest.approx(1.0) for job in jobs)
         service = QiskitRuntimeService()
         recent = service.job(jobs[-1].job_id())
@@ -99,6 +103,17 @@ def test_a_pruned_result_asked_for_by_another_process_is_read_from_storage_or_re
             assert _evs(via_courier) == pytest.approx(1.0)
         # The submitter owns its results: its own handle still reads the oldest one.
         assert _evs(jobs[0]) == pytest.approx(1.0)
+
+
+def test_a_granted_job_result_is_its_submitters_and_storages_only(backend, monkeypatch):
+    monkeypatch.setenv("RAYSESSION_STORAGE", "off")
+    with Session(backend=backend) as session:
+        job = EstimatorV2(mode=session, options=EXACT).run([(bell(False), "ZZ")])
+        assert job._granted and _evs(job) == pytest.approx(1.0)
+        # Another reader goes through the session, which never had the result or a ref.
+        with pytest.raises(ResultUnavailableError, match="belongs to the process that"):
+            QiskitRuntimeService().job(job.job_id()).result(timeout=60)
+        assert _evs(job) == pytest.approx(1.0)
 
 
 def test_a_result_asked_for_before_its_job_was_submitted_is_refused_not_awaited(backend):

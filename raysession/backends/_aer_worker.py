@@ -13,6 +13,7 @@ from typing import Any
 import ray
 from qiskit import QuantumCircuit
 from qiskit.primitives import PrimitiveResult, PubResult
+from ray.exceptions import RayError
 
 from .._metrics import circuit_cache
 from ..errors import ExecutionTimeoutError, JobFailedError
@@ -51,6 +52,13 @@ class ChunkRequest:
     """The chunk is the whole job: the worker returns the job's ``PrimitiveResult``."""
     storage: str | None = None
     """Where to store the chunk's result as well (see :mod:`._store`), or ``None``."""
+    ahead: bool = False
+    """A granted job's chunk sent ahead of its admission (see :meth:`AerWorker.run_granted`)."""
+
+    @property
+    def grant_key(self) -> str:
+        """What the session's verdict on a granted job's chunk names (see :func:`grant_key`)."""
+        return grant_key(self.job_id, self.ahead)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: Ray's cloudpickle is slow on Qiskit's containers
@@ -74,6 +82,115 @@ class ChunkDone:
     chunk_index: int = 0
     seed: int = 0
     """The seed the chunk ran with."""
+    refused: bool = False
+    """A granted job that never reached the worker (its submitter did not send it)."""
+
+
+def grant_key(job_id: str, ahead: bool) -> str:
+    """The name of a granted job at its worker: a chunk sent ahead of its admission has
+    its own, so a refusal never meets the same job sent again once granted."""
+    return f"{job_id}/ahead" if ahead else job_id
+
+
+class KeysMissingError(RayError):
+    """A granted job's worker lacks an Aer option set it was not sent: the session runs
+    the job again through its backend (a Ray error: the job's own code did not fail)."""
+
+
+class GrantLapsedError(RayError):
+    """A granted job's chunk and its session's verdict did not meet at the worker in
+    time (see :class:`_Granted`); the session runs the job again through its backend."""
+
+
+# How long a granted job's chunk waits at its worker for the session's verdict, and the
+# session's verdict for the chunk. The verdict comes as the session actor handles the
+# submit, within milliseconds; the chunk when the submitter sends it. These bound the
+# waits when one never comes (the actor died for good; the submitter exited).
+VERDICT_WAIT_S = 10.0
+ARRIVAL_WAIT_S = 30.0
+# How long an unclaimed verdict or outcome is kept.
+_KEEP_S = 60.0
+_RUN, _REFUSE, _LAPSED = "run", "refuse", "lapsed"
+
+
+class _Granted:
+    """Granted jobs at one worker: the session actor's verdict on each (run it here, with
+    a deadline, or not), whether its chunk started, and how it ended.
+
+    A granted job's chunk comes from its submitter and the verdict from the session
+    actor, in either order; whichever comes first waits for the other, for a bounded
+    time. A chunk sent ahead of its admission may be refused. The first verdict for a
+    job wins. If the two miss each other, the job *lapses* on both sides: the chunk
+    raises :class:`GrantLapsedError` and the verdict's follower hears ``refused``."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._verdicts: dict[str, tuple[str, float | None, float]] = {}
+        self._started: set[str] = set()
+        self._outcomes: dict[str, tuple[ChunkDone | BaseException, float]] = {}
+
+    def give(self, job_id: str, verdict: str, deadline: float | None = None) -> None:
+        now = time.monotonic()
+        with self._changed:
+            self._verdicts.setdefault(job_id, (verdict, deadline, now))
+            _drop_old(self._verdicts, now, 2)
+            self._changed.notify_all()
+
+    def take(self, job_id: str) -> tuple[bool, float | None]:
+        """The chunk's side: (run it?, its deadline); (False, None): refused.
+
+        Raises:
+            GrantLapsedError: no verdict came in time, or the follower gave up.
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: job_id in self._verdicts, VERDICT_WAIT_S):
+                self._verdicts[job_id] = (_LAPSED, None, time.monotonic())
+            verdict, deadline, _ = self._verdicts[job_id]
+            if verdict != _LAPSED:
+                del self._verdicts[job_id]
+            if verdict == _RUN:
+                self._started.add(job_id)
+                self._changed.notify_all()
+        if verdict == _LAPSED:
+            raise GrantLapsedError(f"job {job_id}: its grant lapsed at the worker")
+        return verdict == _RUN, deadline
+
+    def ended(self, job_id: str, outcome: ChunkDone | BaseException) -> None:
+        now = time.monotonic()
+        with self._changed:
+            self._outcomes[job_id] = (outcome, now)
+            _drop_old(self._outcomes, now, 1)
+            self._changed.notify_all()
+
+    def follow(self, job_id: str, deadline: float | None) -> ChunkDone | BaseException:
+        """Give the verdict "run", then wait for the chunk's outcome; a ``refused``
+        record if the job lapsed (its chunk gave up waiting, or did not come within
+        ``ARRIVAL_WAIT_S``)."""
+        with self._changed:
+            self._verdicts.setdefault(job_id, (_RUN, deadline, time.monotonic()))
+            self._changed.notify_all()
+            if (
+                not self._changed.wait_for(
+                    lambda: (
+                        job_id in self._started
+                        or job_id not in self._verdicts
+                        or self._verdicts[job_id][0] == _LAPSED
+                    ),
+                    ARRIVAL_WAIT_S,
+                )
+                or job_id not in self._started
+            ):
+                self._verdicts[job_id] = (_LAPSED, None, time.monotonic())
+                return ChunkDone("", refused=True)
+            self._changed.wait_for(lambda: job_id in self._outcomes)
+            self._started.discard(job_id)
+            return self._outcomes.pop(job_id)[0]
+
+
+def _drop_old(entries: dict[str, Any], now: float, at: int) -> None:
+    """Drop the entries older than ``_KEEP_S`` (their ``at`` item is when they came)."""
+    for key in [k for k, v in entries.items() if now - v[at] > _KEEP_S]:
+        del entries[key]
 
 
 class AerWorker:
@@ -87,6 +204,8 @@ class AerWorker:
     is lost when a worker is replaced or evicts an entry.
 
     Concurrency: a threaded actor. Chunks run one at a time in the default group;
+    granted jobs (:meth:`run_granted`) wait there for the session's verdict, which
+    :meth:`follow` and :meth:`refuse` give in groups ``"follow"`` and ``"grant"``;
     :meth:`watch` parks a
     thread in group ``"watch"`` so the pool learns at once when the process dies, and
     :meth:`cache_info` answers in group ``"info"`` while a chunk runs.
@@ -111,6 +230,7 @@ class AerWorker:
         self._misses = 0
         self._simulator_builds = 0
         self._stopped = threading.Event()
+        self._granted = _Granted()
 
     def worker_id(self) -> str:
         """This worker's id (its Ray actor name); answers once the worker has started."""
@@ -135,6 +255,50 @@ class AerWorker:
             "simulators": len(self._executors),
             "simulator_builds": self._simulator_builds,
         }
+
+    @ray.method(concurrency_group="grant")  # type: ignore[misc]
+    def refuse(self, key: str) -> None:
+        """The session did not grant this worker to a job sent here ahead of its
+        admission (``key``, see :func:`grant_key`): return it unrun."""
+        self._granted.give(key, _REFUSE)
+
+    @ray.method(concurrency_group="follow")  # type: ignore[misc]
+    def follow(self, key: str, deadline: float | None) -> ChunkDone:
+        """Run the granted job ``key`` (see :func:`grant_key`) here (its chunk comes from
+        its submitter, see :meth:`run_granted`) and return its :class:`ChunkDone` once it
+        ran: the session actor's way to follow it. ``refused`` if the chunk never came.
+
+        Raises:
+            JobFailedError, ExecutionTimeoutError: as the chunk raised them.
+        """
+        outcome = self._granted.follow(key, deadline)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def run_granted(self, request: ChunkRequest) -> PrimitiveResult[PubResult] | None:
+        """Run a whole job its session granted this worker, once the session's verdict
+        is here (:meth:`follow`); ``None`` if it was refused (it was sent ahead of its
+        admission, and granted another worker or none).
+
+        Raises:
+            KeysMissingError: the worker lacks the job's Aer options.
+            GrantLapsedError: no verdict came in time.
+            JobFailedError, ExecutionTimeoutError: as :meth:`run_chunk`.
+        """
+        run, deadline = self._granted.take(request.grant_key)
+        if not run:
+            return None
+        try:
+            done, value = self._run(request, deadline)
+        except BaseException as exc:
+            self._granted.ended(request.grant_key, exc)
+            raise
+        self._granted.ended(request.grant_key, done)
+        if done.missing:
+            raise KeysMissingError(f"worker {self._id} lacks keys {done.missing}")
+        assert isinstance(value, PrimitiveResult)
+        return value
 
     def _executor(self, request: ChunkRequest) -> AerExecutor | None:
         executor = self._executors.get(request.sim_key)
@@ -188,7 +352,12 @@ class AerWorker:
         Raises:
             ExecutionTimeoutError: the job's deadline passed before the chunk started.
         """
-        if request.deadline is not None and time.time() > request.deadline:
+        return self._run(request, request.deadline)
+
+    def _run(
+        self, request: ChunkRequest, deadline: float | None
+    ) -> tuple[ChunkDone, list[PubResult] | PrimitiveResult[PubResult] | None]:
+        if deadline is not None and time.time() > deadline:
             raise ExecutionTimeoutError(
                 f"Job {request.job_id} ran past its max_execution_time; chunk "
                 f"{request.chunk_index} was not started.",

@@ -167,23 +167,25 @@ class PoolActor:
         return await future
 
     async def try_lease(
-        self, client: str, shape: Shape, backend_id: str, cap: int | None
+        self,
+        client: str,
+        shape: Shape,
+        backend_id: str,
+        cap: int | None,
+        prefer: str | None = None,
     ) -> Lease | None:
-        """An idle worker of ``shape`` for ``client`` now, or ``None``: when none is idle,
-        when others wait for the shape (they come first) or when ``cap`` is reached."""
+        """An idle worker of ``shape`` for ``client`` now (``prefer`` if it is idle), or
+        ``None``: when none is idle, when others wait for the shape (they come first) or
+        when ``cap`` is reached."""
         self._ensure_loop()
         if any(self._waiting.get(shape, {}).values()):
             return None
         if cap is not None and self._held_by(backend_id) >= cap:
             return None
-        idle = next(
-            (
-                w
-                for w in self._workers.values()
-                if w.shape == shape and w.ready and w.client is None
-            ),
-            None,
-        )
+        free = [
+            w for w in self._workers.values() if w.shape == shape and w.ready and w.client is None
+        ]
+        idle = next((w for w in free if w.worker_id == prefer), free[0] if free else None)
         if idle is None:
             return None
         self._served[client] = next(self._sequence)
@@ -486,7 +488,9 @@ class PoolActor:
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(pg)
         else:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
-        actor_cls: Any = ray.remote(concurrency_groups={"watch": 1, "info": 1})(  # type: ignore[call-overload]
+        actor_cls: Any = ray.remote(
+            concurrency_groups={"watch": 1, "info": 1, "grant": 1, "follow": 4}
+        )(  # type: ignore[call-overload]
             AerWorker
         )
         handle = actor_cls.options(**options).remote(worker_id, shape.num_cpus)

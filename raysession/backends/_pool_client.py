@@ -162,16 +162,20 @@ def forget_keys(worker_id: str, keys: tuple[str, ...]) -> None:
             sent.pop(key, None)
 
 
-async def try_acquire(client: str, shape: Shape, backend_id: str, cap: int | None) -> Lease | None:
+async def try_acquire(
+    client: str, shape: Shape, backend_id: str, cap: int | None, prefer: str | None = None
+) -> Lease | None:
     """A worker of ``shape`` for ``client`` without waiting: one it holds, else one the
-    pool has idle now; ``None`` if neither."""
+    pool has idle now (``prefer`` if that one is); ``None`` if neither."""
     held = take_held(client, backend_id)
     if held is not None:
         return held
     for attempt in range(2):
         found = pool()
         try:
-            lease: Lease | None = await found.try_lease.remote(client, shape, backend_id, cap)
+            lease: Lease | None = await found.try_lease.remote(
+                client, shape, backend_id, cap, prefer
+            )
         except RayActorError:
             reset_pool()  # the pool exited while idle: find (or create) it again
             if attempt:

@@ -25,10 +25,10 @@ from .._env import env_count
 from .._log import get_logger, ids
 from ..errors import BackendUnavailableError, WorkerLostError
 from . import _pool_client as client
-from ._aer_worker import ChunkDone, ChunkRequest
+from ._aer_worker import ChunkDone, ChunkRequest, grant_key
 from ._partition import PubShape, PubSpec, chunk_pubs, chunk_seed, plan
 from ._pool_protocol import Lease, Shape
-from .base import BackendRun, Delivery, Grant, JobSpec, JoinPlan
+from .base import Ahead, BackendRun, Delivery, Grant, JobSpec, JoinPlan
 
 logger = get_logger(__name__)
 
@@ -50,7 +50,8 @@ class AerGrant:
     """A leased worker reserved for one whole job, sent to the job's submitter.
 
     The submitter sends the job straight to the worker (:meth:`dispatch`) and owns the
-    result; the session actor awaits the small completion record only.
+    result; the session actor follows it there (:meth:`AerBackend.follow`) and hears only
+    the small completion record.
     """
 
     lease: Lease
@@ -58,18 +59,32 @@ class AerGrant:
     sim_options: bytes | None
     """The pickled Aer options, unless the worker holds them already."""
     deadline: float | None
+    plain: bool = True
+    """The job had no Aer options of its own: ``sim_key`` is the backend's."""
 
     @property
     def worker_id(self) -> str:
         """The reserved worker."""
         return self.lease.worker_id
 
-    def dispatch(self, spec: JobSpec) -> tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]]:
-        """Run the whole job on the worker; (done ref, result ref), owned by the caller.
+    def dispatch(self, spec: JobSpec) -> ray.ObjectRef[Any]:
+        """Run the whole job on the worker; returns the result's ref, owned by the caller.
 
         Every circuit of the job travels with it (the worker unpickles only those it
         does not hold), so the worker never lacks one.
         """
+        return self._send(spec, ahead=False)
+
+    def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any] | None:
+        """Send the next job of this grant's submitter to the same worker before its
+        admission; it waits there for the session's verdict. ``None`` for a job that
+        would be split or has Aer options of its own (a noise model): those are only
+        sent once granted."""
+        if spec.num_chunks != 1 or spec.aer_options or not self.plain:
+            return None
+        return self._send(spec, ahead=True)
+
+    def _send(self, spec: JobSpec, *, ahead: bool) -> ray.ObjectRef[Any]:
         request = ChunkRequest(
             kind=spec.kind,
             pubs=list(spec.pubs),
@@ -81,14 +96,12 @@ class AerGrant:
             sim_options=self.sim_options,
             circuits=spec.circuits,
             use_cache=spec.circuit_cache,
-            deadline=self.deadline,
             whole=True,
             storage=spec.storage,
+            ahead=ahead,
         )
-        refs: tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]] = client.handle(
-            self.worker_id
-        ).run_chunk.remote(request)
-        return refs
+        ref: ray.ObjectRef[Any] = client.handle(self.worker_id).run_granted.remote(request)
+        return ref
 
 
 def _keyed(aer_options: dict[str, Any]) -> tuple[str, bytes]:
@@ -540,24 +553,51 @@ class AerBackend(BackendV2):  # type: ignore[misc]
             exc.session_id, exc.job_id = spec.session_id, spec.job_id
             raise
 
-    async def reserve(self, spec: JobSpec, deadline: float | None) -> AerGrant | None:
+    async def reserve(
+        self, spec: JobSpec, deadline: float | None, prefer: str | None = None
+    ) -> AerGrant | None:
         """An idle worker for the whole of ``spec``, now or never: the worker held for the
-        session since its last job, else one the pool has idle (no waiting)."""
+        session since its last job, else one the pool has idle (``prefer`` if it is; no
+        waiting)."""
         if spec.num_chunks != 1:
             return None
         lease = await client.try_acquire(
-            spec.session_id or spec.job_id, self._shape, self._id, self._cap
+            spec.session_id or spec.job_id, self._shape, self._id, self._cap, prefer
         )
         if lease is None:
             return None
         sim_key, sim_bytes = self._sim_options(spec)
         inline = len(sim_bytes) <= _INLINE_SIM_BYTES
         ship = inline or sim_key in client.to_ship(lease.worker_id, [sim_key], set())
-        return AerGrant(lease, sim_key, sim_bytes if ship else None, deadline)
+        plain = not spec.aer_options
+        return AerGrant(lease, sim_key, sim_bytes if ship else None, deadline, plain)
+
+    async def follow(self, grant: Grant, job_id: str, ahead: bool) -> ChunkDone:
+        """Let the granted job run on its worker and wait until it ran there; ``refused``
+        if it never came (see :class:`._aer_worker._Granted`).
+
+        Raises:
+            RayActorError: the worker died.
+            RayTaskError: the job failed (its cause says why).
+        """
+        assert isinstance(grant, AerGrant)
+        worker = client.handle(grant.worker_id)
+        done: ChunkDone = await worker.follow.remote(grant_key(job_id, ahead), grant.deadline)
+        return done
+
+    def refuse(self, ahead: Ahead, job_id: str) -> None:
+        """Tell the worker of a job sent ahead to return it unrun."""
+        try:
+            client.handle(ahead.worker_id).refuse.remote(grant_key(job_id, True))
+        except RayActorError:
+            pass  # the worker is gone: the job sent ahead went with it
 
     def completed(self, grant: Grant, done: Any, record: BackendRun) -> bool:
-        """Note a granted job's :class:`ChunkDone`; False if the worker lacked a key."""
+        """Note a granted job's :class:`ChunkDone`; False if it did not run (its worker
+        lacked a key, or its chunk never came)."""
         assert isinstance(done, ChunkDone)
+        if done.refused:
+            return False
         if done.missing:
             client.forget_keys(grant.worker_id, done.missing)
             return False

@@ -115,8 +115,8 @@ class Grant(Protocol):
     """A worker reserved for one whole job, which the job's submitter runs on it directly.
 
     Made in the session actor by :meth:`Backend.reserve`, sent to the submitter in the
-    answer to its submit, used there with :meth:`dispatch`; the actor learns the outcome
-    from the refs the submitter passes back and then calls :meth:`Backend.release`.
+    answer to its submit, used there with :meth:`dispatch`. The actor follows the job at
+    the worker (:meth:`Backend.follow`) and then calls :meth:`Backend.release`.
     """
 
     @property
@@ -124,11 +124,28 @@ class Grant(Protocol):
         """The reserved worker."""
         ...
 
-    def dispatch(self, spec: JobSpec) -> tuple[ray.ObjectRef[Any], ray.ObjectRef[Any]]:
-        """Send the whole job to the worker; returns (done ref, result ref), both owned by
-        the caller. The done ref resolves to a small completion record, the result ref to
-        the job's :class:`~qiskit.primitives.PrimitiveResult`."""
+    def dispatch(self, spec: JobSpec) -> ray.ObjectRef[Any]:
+        """Send the whole job to the worker; returns the ref of the job's
+        :class:`~qiskit.primitives.PrimitiveResult`, owned by the caller."""
         ...
+
+    def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any] | None:
+        """Send the submitter's *next* job to this grant's worker before it is admitted
+        (see :class:`Ahead`); the worker runs it only if the session grants it that
+        worker (the ref then resolves to its result; to ``None`` if not). ``None``
+        when the job cannot go ahead (it would not run whole, or with this grant's Aer
+        options)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """Passed with a submit: the job went ahead of its admission to the worker its
+    submitter's last job ran on (:meth:`Grant.send_ahead`). If the session grants the
+    job that same worker it runs there at once; else the session refuses it there
+    (:meth:`Backend.refuse`) and the submit goes on as any other."""
+
+    worker_id: str
 
 
 def is_backend(value: object) -> TypeGuard[Backend]:
@@ -202,8 +219,27 @@ class Backend(Protocol):
         """
         ...
 
-    async def reserve(self, spec: JobSpec, deadline: float | None) -> Grant | None:
-        """A worker for the whole of ``spec`` now, without waiting, or ``None``."""
+    async def reserve(
+        self, spec: JobSpec, deadline: float | None, prefer: str | None = None
+    ) -> Grant | None:
+        """A worker for the whole of ``spec`` now, without waiting (``prefer`` if it is
+        free), or ``None``."""
+        ...
+
+    async def follow(self, grant: Grant, job_id: str, ahead: bool) -> Any:
+        """Let a granted job run on its worker (once its submitter's chunk is there) and
+        return its completion record once it ran, for :meth:`completed`. ``ahead``: its
+        chunk went ahead of its admission.
+
+        Raises:
+            RayActorError: the worker died.
+            RayTaskError: the job failed (its cause says why).
+        """
+        ...
+
+    def refuse(self, ahead: Ahead, job_id: str) -> None:
+        """Tell the worker of a job sent ahead to return it unrun (the session did not
+        grant the job that worker). Never raises (a dead worker needs nothing)."""
         ...
 
     def completed(self, grant: Grant, done: Any, record: BackendRun) -> bool:
