@@ -141,6 +141,8 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """The ref comes straight from the worker the session granted the job."""
         self._grant = grant
         """Granted jobs in the submitting process: the grant (the next job may go ahead)."""
+        self._ran_ahead = False
+        """It went to its worker ahead of its admission (see ``Session._send_ahead``)."""
         self._made_in = connection()
         self._final_info: JobInfo | None = None
         self._tags = list(tags)

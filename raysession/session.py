@@ -476,7 +476,7 @@ class Session:
                 grant = None
         if ref is None:
             ref = deliver(self._session_id, spec.job_id)
-        return RuntimeJobV2(
+        job = RuntimeJobV2(
             ref,
             job_id=spec.job_id,
             session_id=self._session_id,
@@ -487,6 +487,8 @@ class Session:
             tags=spec.tags,
             grant=grant,
         )
+        job._ran_ahead = admission.ran_ahead
+        return job
 
     def _send_ahead(self, spec: JobSpec) -> tuple[Ahead | None, ray.ObjectRef[Any] | None]:
         """Send the job to the worker this process's last job of the session ran on, if

@@ -18,6 +18,7 @@ from raysession import (
 )
 from raysession._courier import deliver
 from raysession._session_records import KEEP_RESULTS
+from raysession.job import _keep_last_grant as keep_last_grant
 from tests.conftest import wait_for
 from tests.helpers import ansatz, bell, entered, gated, new_gate, observable, values
 
@@ -103,6 +104,50 @@ def test_a_pruned_result_asked_for_by_another_process_is_read_from_storage_or_re
             assert _evs(via_courier) == pytest.approx(1.0)
         # The submitter owns its results: its own handle still reads the oldest one.
         assert _evs(jobs[0]) == pytest.approx(1.0)
+
+
+def test_a_sessions_next_small_job_goes_ahead_to_its_last_worker_and_runs_there(backend):
+    with Session(backend=backend) as session:
+        estimator = EstimatorV2(mode=session, options=EXACT)
+        first = estimator.run([(bell(False), "ZZ")])
+        assert first._granted and not first._ran_ahead  # nothing ran before it here
+        assert _evs(first) == pytest.approx(1.0)
+        flipped = bell(False)
+        flipped.x(0)
+        second = estimator.run([(flipped, "ZZ")])  # another circuit, sent with its submit
+        assert second._ran_ahead and second._granted
+        assert _evs(second) == pytest.approx(-1.0)
+        assert second.metrics()["workers"] == first.metrics()["workers"]
+        assert second.status() == "DONE"
+        # Only a job submitted just after one of its session's results was read goes
+        # ahead, once: one submitted before is not sent anywhere until it is granted.
+        third, fourth = (estimator.run([(bell(False), "ZZ")]) for _ in range(2))
+        assert third._ran_ahead and not fourth._ran_ahead
+        assert [_evs(third), _evs(fourth)] == pytest.approx([1.0, 1.0])
+
+
+def test_a_job_sent_ahead_to_a_busy_session_is_refused_there_and_runs_once_in_order(backend):
+    (gate_a, name_a), (gate_b, name_b) = new_gate(), new_gate()
+    gated_options = {**EXACT, "raysession": {"circuit_cache": False}}
+    with Session(backend=backend) as session:
+        estimator = EstimatorV2(mode=session, options=gated_options)
+        warm = estimator.run([(bell(False), "ZZ")])
+        assert _evs(warm) == pytest.approx(1.0)
+        a = estimator.run([(gated(bell(False), name_a), "ZZ")])
+        assert a._ran_ahead
+        wait_for(lambda: entered(gate_a) == 1, timeout=120)  # a runs on the worker
+        # As if another job of this process had just ended on that worker: b goes ahead
+        # to it, but the session is busy with a, so it queues b and refuses it there.
+        keep_last_grant(session.session_id, warm._grant)
+        b = estimator.run([(gated(bell(False), name_b), "ZZ")])
+        assert not b._ran_ahead and not b._granted
+        assert b.status() == "QUEUED"
+        ray.get([gate_b.allow.remote(), gate_a.allow.remote()])
+        assert [_evs(a), _evs(b)] == pytest.approx([1.0, 1.0])
+        assert entered(gate_b) == 1  # the copy sent ahead never ran
+        metrics = [job.metrics() for job in (a, b)]
+        assert [m["sequence"] for m in metrics] == [1, 2]
+        assert metrics[0]["timestamps"]["finished"] <= metrics[1]["timestamps"]["running"]
 
 
 def test_a_granted_job_result_is_its_submitters_and_storages_only(backend, monkeypatch):
