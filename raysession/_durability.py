@@ -69,8 +69,10 @@ class Durability:
             self._track(loop.run_in_executor(None, write_job, uri, info, job.run.num_chunks, plan))
         self.later(self._journal_end(job.journaled, info))
 
-    def forget(self, job_ids: list[str]) -> None:
-        """Pruned jobs leave the journal (their stored records stay)."""
+    def forget(self, jobs: list[JobRecord]) -> None:
+        """Pruned jobs leave the journal (their stored records stay). Most granted jobs
+        were never in it (see :meth:`accept`): no GCS call for them."""
+        job_ids = [job.job_id for job in jobs if _journaled(job)]
         if job_ids:
             self.later(self._journal.forget(job_ids))
 
@@ -150,6 +152,14 @@ class Durability:
                 logger.warning(
                     "session %s: journal head not written", self._config.session_id, **self._ids
                 )
+
+
+def _journaled(job: JobRecord) -> bool:
+    """Whether the job has an entry in the journal (its acceptance was written)."""
+    accepted = job.journaled
+    if accepted is None or not accepted.done() or accepted.cancelled():
+        return accepted is not None  # still being written: its entry may land
+    return accepted.exception() is None and bool(accepted.result())
 
 
 def recovered_session(

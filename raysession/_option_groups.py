@@ -9,6 +9,7 @@ fields a simulator cannot honour are listed by :meth:`OptionGroup.unsupported`.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -97,7 +98,7 @@ class OptionGroup(BaseModel):
     def unsupported(self, prefix: str = "") -> list[str]:
         """Dotted names of the options set to something a simulator does not honour."""
         found: list[str] = []
-        default = type(self)()
+        default = _default(type(self))
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, OptionGroup):
@@ -105,6 +106,12 @@ class OptionGroup(BaseModel):
             elif name in self._UNSUPPORTED and not _same(value, getattr(default, name)):
                 found.append(f"{prefix}{name}")
         return found
+
+
+@functools.cache
+def _default(cls: type[OptionGroup]) -> OptionGroup:
+    """A group with every option at its default (built once per class; only read)."""
+    return cls()
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -9,6 +9,7 @@ the caller's process and never reaches the session.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import threading
 from collections.abc import Iterable, Mapping
@@ -152,6 +153,12 @@ def memory_limit_bytes(aer_options: Mapping[str, Any]) -> int:
     max_memory_mb = aer_options.get("max_memory_mb")
     if isinstance(max_memory_mb, int) and max_memory_mb > 0:
         return max_memory_mb * 2**20
+    return _total_memory()
+
+
+@functools.cache
+def _total_memory() -> int:
+    """This machine's memory, read once (``psutil`` reads ``/proc`` each time)."""
     return int(psutil.virtual_memory().total)
 
 

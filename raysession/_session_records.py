@@ -331,16 +331,16 @@ def delivery_of(
     return dataclasses.replace(job.delivery, storage=storage)
 
 
-def prune(jobs: dict[str, JobRecord]) -> list[str]:
+def prune(jobs: dict[str, JobRecord]) -> list[JobRecord]:
     """Bound a session's memory: drop the result refs of all but the last
     :data:`KEEP_RESULTS` delivered jobs, then the records beyond :data:`KEEP_RECORDS`.
     A pruned job's result asked for by another process is read from storage (or, with
     ``RAYSESSION_STORAGE=off``, raises :class:`ResultUnavailableError`); its submitter owns
-    its result and is not affected. Returns the ids of the records dropped."""
+    its result and is not affected. Returns the records dropped."""
     finished = [job for job in jobs.values() if job.status.is_final and job.delivered]
     for old in finished[:-KEEP_RESULTS]:
         old.delivery, old.task = None, None
-    dropped = [old.job_id for old in finished[: max(0, len(jobs) - KEEP_RECORDS)]]
-    for job_id in dropped:
-        del jobs[job_id]
+    dropped = finished[: max(0, len(jobs) - KEEP_RECORDS)]
+    for old in dropped:
+        del jobs[old.job_id]
     return dropped
