@@ -20,7 +20,7 @@ from ..errors import ExecutionTimeoutError, JobFailedError
 from ._aer_exec import AerExecutor
 from ._blob import as_blob
 from ._partition import Kind, PubSpec, join, whole_job
-from ._store import write_chunk_later
+from ._store import write_chunk
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 # Simulators (one per Aer option set) a worker keeps; a noise model is a few MB at most.
@@ -394,5 +394,5 @@ class AerWorker:
         if request.whole:
             value = join(request.pubs, whole_job(len(request.pubs)), [results])
         if request.storage is not None:
-            write_chunk_later(request.storage, request.job_id, request.chunk_index, value)
+            write_chunk(request.storage, request.job_id, request.chunk_index, value)
         return done, value
