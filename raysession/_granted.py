@@ -16,9 +16,33 @@ from ray.exceptions import RayActorError
 
 from ._log import get_logger, ids
 from ._session_records import JobRecord
-from .backends.base import Backend, Delivery, Grant
+from .backends.base import Ahead, Backend, Delivery, Grant
 
 logger = get_logger(__name__)
+
+
+class SentAhead:
+    """A job its submitter sent ahead to a worker (see ``Ahead``): taken once its
+    session grants it that worker, else refused there, once."""
+
+    def __init__(self, backend: Backend, ahead: Ahead | None, job_id: str) -> None:
+        self._backend, self._ahead, self._job_id = backend, ahead, job_id
+        self._open = ahead is not None
+        self.worker_id = None if ahead is None else ahead.worker_id
+
+    def take(self, grant: Grant) -> bool:
+        """True if the job went ahead to ``grant``'s worker (and was not refused)."""
+        if not self._open or grant.worker_id != self.worker_id:
+            return False
+        self._open = False
+        return True
+
+    def refuse(self) -> None:
+        """Tell its worker to drop it, unless it was taken or refused already."""
+        if self._open:
+            assert self._ahead is not None
+            self._open = False
+            self._backend.refuse(self._ahead, self._job_id)
 
 
 async def follow_granted(job: JobRecord, grant: Grant, backend: Backend) -> Delivery | None:

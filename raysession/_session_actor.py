@@ -8,11 +8,8 @@ import warnings
 
 import ray
 
-from . import _deadlines
-from ._attempts import run_attempts
-from ._durability import Durability, recovered_session
-from ._failures import classify, record_final
-from ._granted import follow_granted
+from ._durability import Durability
+from ._granted import SentAhead
 from ._journal import Head
 from ._lifecycle import SessionState, transition
 from ._log import get_logger, ids
@@ -27,8 +24,9 @@ from ._session_records import (
     prune,
     rejection,
 )
-from .backends.base import Ahead, Backend, Delivery, Grant, JobSpec
-from .errors import ExecutionTimeoutError, RaySessionError
+from ._session_runs import JobRuns
+from .backends.base import Ahead, Backend, Delivery, JobSpec
+from .errors import RaySessionError
 
 logger = get_logger(__name__)
 
@@ -38,31 +36,7 @@ GRANTED_JOURNAL_DELAY_S = 0.05
 _SETTLE_WAIT_S = 5.0
 
 
-class _Ahead:
-    """A job its submitter sent ahead to a worker (see ``Ahead``): taken once its
-    session grants it that worker, else refused there, once."""
-
-    def __init__(self, backend: Backend, ahead: Ahead | None, job_id: str) -> None:
-        self._backend, self._ahead, self._job_id = backend, ahead, job_id
-        self._open = ahead is not None
-        self.worker_id = None if ahead is None else ahead.worker_id
-
-    def take(self, grant: Grant) -> bool:
-        """True if the job went ahead to ``grant``'s worker (and was not refused)."""
-        if not self._open or grant.worker_id != self.worker_id:
-            return False
-        self._open = False
-        return True
-
-    def refuse(self) -> None:
-        """Tell its worker to drop it, unless it was taken or refused already."""
-        if self._open:
-            assert self._ahead is not None
-            self._open = False
-            self._backend.refuse(self._ahead, self._job_id)
-
-
-class SessionActor:
+class SessionActor(JobRuns):
     """Owns one session: its state, FIFO queue, deadlines and job records.
 
     Concurrency: an async actor; every method runs on one event loop, so the state
@@ -74,11 +48,11 @@ class SessionActor:
     again in its slot when it asked for retries (see :mod:`._attempts`).
 
     Data never passes through it. A job that can start at once on an idle worker is
-    granted that worker in the answer to its submit: the submitter sends the job
-    straight to it and owns the result, and this actor awaits only the small
-    completion record. Other jobs it runs itself through the backend and keeps the refs
-    of their results, which a caller's delivery task fetches and joins. Once the
-    session is final and every result was handed over, it exits.
+    granted that worker in the answer to its submit (or, sent there ahead, runs there):
+    the submitter owns the result and this actor hears only the completion record (see
+    :mod:`._granted`). Other jobs it runs through the backend and keeps the refs of
+    their results, which a caller's courier fetches. Once the session is final and
+    every result was handed over, it exits (see :mod:`._session_upkeep`).
 
     Durability: every accepted job is journalled in Ray's GCS before its submitter hears
     of it, and every final job's record goes to storage (:mod:`._durability`). Ray
@@ -136,13 +110,15 @@ class SessionActor:
             QueueFullError: the job would queue past a cap of the session's queue, and
                 no room came within the session's ``queue_wait``.
         """
-        sent_ahead = _Ahead(self._backend, ahead, spec.job_id)
+        sent_ahead = SentAhead(self._backend, ahead, spec.job_id)
         try:
             return await self._admit(spec, seen_done, sent_ahead)
         finally:
             sent_ahead.refuse()  # unless it was taken
 
-    async def _admit(self, spec: JobSpec, seen_done: list[str] | None, ahead: _Ahead) -> Admission:
+    async def _admit(
+        self, spec: JobSpec, seen_done: list[str] | None, ahead: SentAhead
+    ) -> Admission:
         if not self._resumed.is_set():  # a restarted actor frees its last run's workers first
             await self._resumed.wait()
         await self._settle(seen_done)
@@ -183,12 +159,8 @@ class SessionActor:
         try:
             grant = await self._backend.reserve(spec, deadline, ahead.worker_id)
         except Exception:  # no grant: the job runs through the backend, which reports why
-            logger.warning(
-                "job %s: no worker reserved",
-                job.job_id,
-                exc_info=True,
-                **ids(self._config.session_id, job.job_id),
-            )
+            logger.warning("job %s: no worker reserved", job.job_id, exc_info=True,
+                           **ids(self._config.session_id, job.job_id))  # fmt: skip
             grant = None
         if grant is None:
             await self._durable.accept(job)  # this actor runs it: it must survive the actor
@@ -325,76 +297,6 @@ class SessionActor:
         logger.info("session %s is %s", self._config.session_id, state, **self._ids)
         self._poke()
 
-    def _capacity(self) -> int:
-        return 1 if self._config.mode == "dedicated" else max(1, self._backend.num_workers)
-
-    def _pump(self) -> None:
-        """Start queued jobs while the mode's concurrency allows."""
-        while self._queue and self._num_running < self._capacity():
-            job = self._queue.popleft()
-            self._launch(job, self._begin(job), None)
-        if self._state is SessionState.DRAINING and not self._queue and not self._num_running:
-            self._move(SessionState.CLOSED)
-        self._poke()
-
-    def _begin(self, job: JobRecord) -> float | None:
-        """Count the job as running; returns its deadline (UNIX time), if it has one."""
-        now = time.time()
-        if self._state in (SessionState.PENDING, SessionState.INACTIVE):
-            self._move(SessionState.ACTIVE)
-        if self._times.started_at is None:  # max_time starts: the journal's head says so
-            self._times.started_at, self._times.started_mono = now, time.monotonic()
-            self._durable.head_changed(self._head)
-        job.status, job.running = JobStatus.RUNNING, now
-        self._metrics.started(now - job.created)
-        self._times.last_job_started = now
-        self._num_running += 1
-        assert job.spec is not None
-        limit = job.spec.max_execution_time
-        return None if limit is None else now + limit
-
-    def _launch(self, job: JobRecord, deadline: float | None, grant: Grant | None) -> None:
-        loop = asyncio.get_running_loop()
-        job.task = loop.create_task(self._execute(job, deadline, grant))
-        job.watcher = loop.create_task(self._watch(job))
-
-    async def _execute(
-        self, job: JobRecord, deadline: float | None, grant: Grant | None
-    ) -> Delivery:
-        """Run the job: on its granted worker (sent by the submitter) if it has one, else,
-        or if that worker died or lacked a key, through the backend."""
-        spec = job.spec
-        assert spec is not None
-
-        async def attempt(number: int) -> Delivery:  # retries never use the grant
-            if number == 1 and grant is not None and job.granted:
-                delivery = await follow_granted(job, grant, self._backend)
-                if delivery is not None:
-                    return delivery
-            return await self._backend.run_job(spec, deadline=deadline, record=job.run)
-
-        return await run_attempts(job, attempt)
-
-    async def _watch(self, job: JobRecord) -> None:
-        assert job.task is not None and job.spec is not None
-        limit = job.spec.max_execution_time
-        try:
-            job.delivery = await asyncio.wait_for(asyncio.shield(job.task), limit)
-        except TimeoutError:
-            job.task.cancel()
-            timeout = ExecutionTimeoutError(
-                f"Job {job.job_id} ran longer than its max_execution_time of {limit} s "
-                "and was stopped."
-            )
-            self._end(job, JobStatus.ERROR, timeout)
-        except BaseException as exc:  # the job boundary: a failing job never takes the session
-            self._end(job, *classify(exc, job.job_id))
-        else:
-            self._end(job, JobStatus.DONE)
-        finally:
-            self._num_running -= 1
-            self._pump()
-
     def _end(self, job: JobRecord, status: JobStatus, error: RaySessionError | None = None) -> None:
         if job.status.is_final:
             return
@@ -403,13 +305,8 @@ class SessionActor:
         if error is not None:
             error.session_id, error.job_id = self._config.session_id, job.job_id
             job.error = error
-            logger.warning(
-                "session %s job %s failed: %s",
-                self._config.session_id,
-                job.job_id,
-                error,
-                **ids(self._config.session_id, job.job_id),
-            )
+            logger.warning("session %s job %s failed: %s", self._config.session_id, job.job_id,
+                           error, **ids(self._config.session_id, job.job_id))  # fmt: skip
         if status is not JobStatus.DONE or (job.rerun and self._config.storage):
             job.delivered = True  # the error travels in the answer; a rerun's result is stored
         if job.running is not None:
@@ -429,109 +326,13 @@ class SessionActor:
             self._durable.head_changed(self._head)
         self._poke()
 
-    # ----------------------------------------------------------------- journal
-
-    def _recover(self) -> None:
-        """Rebuild the session from its journal (a restarted actor): final jobs answer
-        queries, accepted ones run again in FIFO order once the event loop runs."""
-        state, self._sequence, times, self._jobs, queued = recovered_session(
-            self._durable.recover(), self._state
-        )
-        self._state, self._times = state, times or self._times
-        for job in queued:
-            self._queue.append(job)
-        self._resumed.clear()  # submits wait until the workers of the dead one are free
-        self._ensure_watchdog()
-        asyncio.get_running_loop().create_task(self._resume())
-
-    async def _resume(self) -> None:
-        """Free the workers and withdraw the lease requests of the dead incarnation, then
-        run the queue (a request of this one must not be withdrawn with them)."""
-        try:
-            await self._backend.release_session(self._config.session_id)
-        except Exception:
-            logger.warning("session %s: workers of its last run not freed", self._config.session_id,
-                           exc_info=True, **self._ids)  # fmt: skip
-        finally:
-            self._resumed.set()
-            self._pump()
-
-    # ----------------------------------------------------------------- deadlines
+    # ----------------------------------------------------------------- internals
 
     def _poke(self) -> None:
         self._metrics.queue_depth(len(self._queue))
         if self._wake is not None:
             self._wake.set()
         self._queue.wake()  # a submit waiting for room looks again
-
-    def _ensure_watchdog(self) -> None:
-        if self._wake is None:
-            self._wake = asyncio.Event()
-            asyncio.get_running_loop().create_task(self._watch_deadlines())
-
-    async def _watch_deadlines(self) -> None:
-        assert self._wake is not None
-        while not self._exiting:
-            delay = self._apply_deadlines()
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
-
-    def _apply_deadlines(self) -> float:
-        """Apply every deadline that has passed; return seconds until the next one."""
-        limits = self._config.limits()
-        while not self._exiting:
-            clocks = _deadlines.Clocks(
-                state=self._state,
-                busy=bool(self._queue or self._num_running),
-                started=self._times.started_mono,
-                last_completed=self._times.last_completed_mono,
-                last_activity=self._times.last_activity,
-                undelivered=self._state.is_final
-                and any(not j.delivered for j in self._jobs.values()),
-            )
-            due, wait = _deadlines.due(clocks, limits, time.monotonic())
-            if due is None:
-                return wait
-            if due is _deadlines.Due.EXPIRE:
-                self._move(SessionState.EXPIRED)
-                while self._queue:
-                    job = self._queue.popleft()
-                    self._end(
-                        job, JobStatus.ERROR, rejection(self._state, self._config, job.job_id)
-                    )
-            elif due is _deadlines.Due.INACTIVE:
-                self._move(SessionState.INACTIVE)
-            elif due is _deadlines.Due.CLOSE_IDLE:
-                logger.info("session %s closes itself: idle", self._config.session_id, **self._ids)
-                self._move(SessionState.CLOSED)
-            else:
-                self._exiting = True
-                asyncio.get_running_loop().create_task(self._exit())
-        return _deadlines.MIN_LOOK_S
-
-    async def _exit(self) -> None:
-        # What handles may still ask for once the actor is gone: the session's final
-        # state, and how each job that has no result ended.
-        try:
-            ended = [
-                job.info(self._config.session_id)
-                for job in self._jobs.values()
-                if job.status is not JobStatus.DONE
-            ]
-            record_final(self._config.session_id, self._state, ended)
-        except Exception:  # the GCS is unreachable: handles then report the actor as gone
-            logger.warning(
-                "session %s could not record its end", self._config.session_id, **self._ids
-            )
-        await self._durable.store_session(self._details, list(self._jobs))
-        await self._durable.close()
-        # Let the last replies leave the process before it goes.
-        await asyncio.sleep(self._config.exit_grace_s)
-        logger.info("session %s exits", self._config.session_id, **self._ids)
-        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
     def _head(self) -> Head:
         return self._times.head(self._state, self._sequence)
