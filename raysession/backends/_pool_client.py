@@ -48,7 +48,9 @@ class _Held:
     timer: asyncio.TimerHandle | None = None
 
 
-_held: dict[tuple[str, str], _Held] = {}
+# Workers held, by (session, backend): a Batch running jobs on several workers keeps
+# each of them for its next jobs (the last held is taken first).
+_held: dict[tuple[str, str], list[_Held]] = {}
 _granted: dict[str, float] = {}
 
 
@@ -57,27 +59,36 @@ def hold(client: str, backend_id: str, lease: Lease) -> None:
     session usually follows at once, and then needs no lease round trip."""
     loop = asyncio.get_running_loop()
     granted = _granted.get(lease.worker_id, loop.time())
-    key = (client, backend_id)
-    if key in _held or loop.time() - granted >= _STICKY_S:
+    if loop.time() - granted >= _STICKY_S:
         give_back(lease)
         return
-    timer = loop.call_later(_HOLD_S, _release_held, key)
-    _held[key] = _Held(lease, granted, timer)
+    key = (client, backend_id)
+    held = _Held(lease, granted)
+    held.timer = loop.call_later(_HOLD_S, _release_held, key, held)
+    _held.setdefault(key, []).append(held)
 
 
-def take_held(client: str, backend_id: str) -> Lease | None:
-    """The worker held for ``client`` on ``backend_id``, if any; it is the caller's now."""
-    held = _held.pop((client, backend_id), None)
-    if held is None:
+def take_held(client: str, backend_id: str, prefer: str | None = None) -> Lease | None:
+    """A worker held for ``client`` on ``backend_id`` (``prefer`` if it is one), if any;
+    it is the caller's now."""
+    entries = _held.get((client, backend_id))
+    if not entries:
         return None
+    index = next((i for i, h in enumerate(entries) if h.lease.worker_id == prefer), -1)
+    held = entries.pop(index)
+    if not entries:
+        del _held[(client, backend_id)]
     if held.timer is not None:
         held.timer.cancel()
     return held.lease
 
 
-def _release_held(key: tuple[str, str]) -> None:
-    held = _held.pop(key, None)
-    if held is not None:
+def _release_held(key: tuple[str, str], held: _Held) -> None:
+    entries = _held.get(key)
+    if entries and held in entries:
+        entries.remove(held)
+        if not entries:
+            del _held[key]
         give_back(held.lease)
 
 
@@ -109,9 +120,10 @@ def reset_pool() -> None:
     _sent.clear()
     _handles.clear()
     _granted.clear()
-    for held in _held.values():
-        if held.timer is not None:
-            held.timer.cancel()
+    for entries in _held.values():
+        for held in entries:
+            if held.timer is not None:
+                held.timer.cancel()
     _held.clear()
 
 
@@ -167,7 +179,7 @@ async def try_acquire(
 ) -> Lease | None:
     """A worker of ``shape`` for ``client`` without waiting: one it holds, else one the
     pool has idle now (``prefer`` if that one is); ``None`` if neither."""
-    held = take_held(client, backend_id)
+    held = take_held(client, backend_id, prefer)
     if held is not None:
         return held
     for attempt in range(2):
