@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from qiskit.providers import JobStatus as QiskitJobStatus
 
 from ._lifecycle import SessionState
+from .backends._blob import as_blob
 from .backends.base import Grant
 
 
@@ -186,10 +187,15 @@ class SessionDetails(_Record):
 
 @dataclass(frozen=True)
 class Admission:
-    """The session's answer to a submit: the job's record and, if the job starts at once
-    on a worker reserved for it, the grant its submitter runs it with."""
+    """The session's answer to a submit: when it accepted the job and, if the job starts
+    at once on a worker reserved for it, the grant its submitter runs it with. (Kept
+    small: it is on every job's critical path.)"""
 
-    info: JobInfo
+    created: float
+    """When the session accepted the job (UNIX seconds)."""
     grant: Grant | None = None
     ran_ahead: bool = False
     """The job sent ahead to ``grant``'s worker runs there (see :class:`~.backends.base.Ahead`)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return as_blob(self)  # see backends._blob: cloudpickle walks dataclasses slowly

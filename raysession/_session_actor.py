@@ -124,7 +124,7 @@ class SessionActor(JobRuns):
         await self._settle(seen_done)
         known = self._jobs.get(spec.job_id)
         if known is not None:  # a submit retried after a restart: accepted already
-            return Admission(known.info(self._config.session_id))
+            return Admission(known.created)
         if not self._state.is_accepting:
             raise rejection(self._state, self._config, spec.job_id)
         if self._queue or self._num_running >= self._capacity():
@@ -154,7 +154,7 @@ class SessionActor(JobRuns):
             self._queue.append(job)
             self._poke()
             await self._durable.accept(job)
-            return Admission(job.info(self._config.session_id))
+            return Admission(job.created)
         deadline = self._begin(job)
         try:
             grant = await self._backend.reserve(spec, deadline, ahead.worker_id)
@@ -171,11 +171,11 @@ class SessionActor(JobRuns):
                 self._backend.release(spec, grant, stop=False)
             self._num_running -= 1
             self._pump()
-            return Admission(job.info(self._config.session_id))
+            return Admission(job.created)
         if grant is not None:
             job.granted, job.ran_ahead = True, ahead.take(grant)
         self._launch(job, deadline, grant)
-        return Admission(job.info(self._config.session_id), grant, job.ran_ahead)
+        return Admission(job.created, grant, job.ran_ahead)
 
     async def result(self, job_id: str, fetched: list[str] | None = None) -> Delivery:
         """Wait for a job; return where its result is (never the result itself), or the

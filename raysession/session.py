@@ -481,7 +481,7 @@ class Session:
             job_id=spec.job_id,
             session_id=self._session_id,
             actor=self._actor,
-            created=admission.info.metrics.created,
+            created=admission.created,
             granted=grant is not None,
             job_mode=job_mode,
             tags=spec.tags,

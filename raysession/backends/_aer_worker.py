@@ -85,6 +85,9 @@ class ChunkDone:
     refused: bool = False
     """A granted job that never reached the worker (its submitter did not send it)."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return as_blob(self)  # see ._blob
+
 
 def grant_key(job_id: str, ahead: bool) -> str:
     """The name of a granted job at its worker: a chunk sent ahead of its admission has

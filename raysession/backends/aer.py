@@ -26,6 +26,7 @@ from .._log import get_logger, ids
 from ..errors import BackendUnavailableError, WorkerLostError
 from . import _pool_client as client
 from ._aer_worker import ChunkDone, ChunkRequest, grant_key
+from ._blob import as_blob
 from ._partition import PubShape, PubSpec, chunk_pubs, chunk_seed, plan
 from ._pool_protocol import Lease, Shape
 from .base import Ahead, BackendRun, Delivery, Grant, JobSpec, JoinPlan
@@ -61,6 +62,9 @@ class AerGrant:
     deadline: float | None
     plain: bool = True
     """The job had no Aer options of its own: ``sim_key`` is the backend's."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return as_blob(self)  # see ._blob: it travels in every granted job's admission
 
     @property
     def worker_id(self) -> str:
