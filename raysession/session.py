@@ -26,7 +26,15 @@ from ._session_records import Mode, SessionConfig, session_actor_options
 from ._storage import StoredJob, read_job, read_session
 from .backends._device import isa_target, simulator_of
 from .backends._store import storage_uri
-from .backends.base import Ahead, Backend, BackendSource, JobSpec, ProvidesBackend, is_backend
+from .backends.base import (
+    Ahead,
+    Backend,
+    BackendSource,
+    Grant,
+    JobSpec,
+    ProvidesBackend,
+    is_backend,
+)
 from .errors import RaySessionError, SessionNotFoundError
 from .job import RuntimeJobV2, connection, stored_job, take_last_grant, take_seen_done
 from .options import SessionLimits
@@ -455,10 +463,15 @@ class Session:
         """
         if self._actor is None:
             raise ended(self._session_id, spec.job_id, self._details_seen.state)
-        ahead, ahead_ref = self._send_ahead(spec)
+        last = take_last_grant(self._session_id)
+        ahead = Ahead(last.worker_id) if last is not None and last.goes_ahead(spec) else None
         try:
             seen = take_seen_done(self._session_id)
-            admission: Admission = ray.get(self._actor.submit.remote(spec, seen, ahead))
+            answer = self._actor.submit.remote(spec, seen, ahead)
+            # Sent right after the submit: the session's verdict and the job then reach
+            # the worker at about the same moment (see _send_ahead).
+            ahead_ref = None if ahead is None or last is None else _send_ahead(last, spec)
+            admission: Admission = ray.get(answer)
         except RayTaskError as exc:
             if isinstance(exc.cause, RaySessionError):
                 raise exc.cause from None
@@ -469,6 +482,8 @@ class Session:
         ref: ray.ObjectRef[Any] | None = None
         if admission.ran_ahead:
             ref = ahead_ref
+            if ref is None:  # it never left: it lapses at the worker and runs again
+                grant = None
         elif grant is not None:
             try:
                 ref = grant.dispatch(spec)
@@ -489,21 +504,6 @@ class Session:
         )
         job._ran_ahead = admission.ran_ahead
         return job
-
-    def _send_ahead(self, spec: JobSpec) -> tuple[Ahead | None, ray.ObjectRef[Any] | None]:
-        """Send the job to the worker this process's last job of the session ran on, if
-        that ended just now, before the session admits it (see
-        :class:`~raysession.backends.base.Ahead`): for a loop of small jobs the worker
-        then has the job when its grant comes, and the submit is the one round trip
-        before the run."""
-        last = take_last_grant(self._session_id)
-        if last is None:
-            return None, None
-        try:
-            ref = last.send_ahead(spec)
-        except ACTOR_GONE:  # the worker died: the job is only submitted
-            return None, None
-        return (None, None) if ref is None else (Ahead(last.worker_id), ref)
 
     def close(self) -> None:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""
@@ -539,6 +539,18 @@ class Session:
 
     def __hash__(self) -> int:
         return hash(self._session_id)
+
+
+def _send_ahead(last: Grant, spec: JobSpec) -> ray.ObjectRef[Any] | None:
+    """Send the job to the worker of the session's last job this process read, ahead
+    of its admission (see :class:`~raysession.backends.base.Ahead`): for a loop of
+    small jobs the worker then has the job when the session's verdict comes, and the
+    submit is the only round trip before the run. ``None`` if the worker is gone: if
+    the session grants it the job anyway, the job lapses there and runs again."""
+    try:
+        return last.send_ahead(spec)
+    except ACTOR_GONE:
+        return None
 
 
 class Batch(Session):

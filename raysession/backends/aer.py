@@ -79,13 +79,14 @@ class AerGrant:
         """
         return self._send(spec, ahead=False)
 
-    def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any] | None:
-        """Send the next job of this grant's submitter to the same worker before its
-        admission; it waits there for the session's verdict. ``None`` for a job that
-        would be split or has Aer options of its own (a noise model): those are only
-        sent once granted."""
-        if spec.num_chunks != 1 or spec.aer_options or not self.plain:
-            return None
+    def goes_ahead(self, spec: JobSpec) -> bool:
+        """Whether :meth:`send_ahead` takes ``spec``: not a job that would be split or
+        has Aer options of its own (a noise model); those are sent once granted."""
+        return spec.num_chunks == 1 and not spec.aer_options and self.plain
+
+    def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any]:
+        """Send the next job of this grant's submitter (one :meth:`goes_ahead` takes) to
+        the same worker before its admission; it waits there for the session's verdict."""
         return self._send(spec, ahead=True)
 
     def _send(self, spec: JobSpec, *, ahead: bool) -> ray.ObjectRef[Any]:

@@ -129,12 +129,16 @@ class Grant(Protocol):
         :class:`~qiskit.primitives.PrimitiveResult`, owned by the caller."""
         ...
 
-    def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any] | None:
-        """Send the submitter's *next* job to this grant's worker before it is admitted
-        (see :class:`Ahead`); the worker runs it only if the session grants it that
-        worker (the ref then resolves to its result; to ``None`` if not). ``None``
-        when the job cannot go ahead (it would not run whole, or with this grant's Aer
-        options)."""
+    def goes_ahead(self, spec: JobSpec) -> bool:
+        """Whether the submitter's next job can go ahead to this grant's worker (it runs
+        whole there, with this grant's Aer options)."""
+        ...
+
+    def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any]:
+        """Send the submitter's *next* job, one :meth:`goes_ahead` takes, to this grant's
+        worker, with its submit (see :class:`Ahead`); the worker runs it only if the
+        session grants it that worker (the ref then resolves to its result; to ``None``
+        if not)."""
         ...
 
 
