@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+import functools
 import pickle
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +107,9 @@ class GrantLapsedError(RayError):
     time (see :class:`_Granted`); the session runs the job again through its backend."""
 
 
+Store = Callable[[], None]
+"""A chunk result's write to storage, made later by another thread."""
+
 # How long a granted job's chunk waits at its worker for the session's verdict, and the
 # session's verdict for the chunk. The verdict comes as the session actor handles the
 # submit, within milliseconds; the chunk when the submitter sends it. These bound the
@@ -130,7 +135,7 @@ class _Granted:
         self._changed = threading.Condition()
         self._verdicts: dict[str, tuple[str, float | None, float]] = {}
         self._started: set[str] = set()
-        self._outcomes: dict[str, tuple[ChunkDone | BaseException, float]] = {}
+        self._outcomes: dict[str, tuple[ChunkDone | BaseException, Store | None, float]] = {}
 
     def give(self, job_id: str, verdict: str, deadline: float | None = None) -> None:
         now = time.monotonic()
@@ -158,14 +163,19 @@ class _Granted:
             raise GrantLapsedError(f"job {job_id}: its grant lapsed at the worker")
         return verdict == _RUN, deadline
 
-    def ended(self, job_id: str, outcome: ChunkDone | BaseException) -> None:
+    def ended(
+        self, job_id: str, outcome: ChunkDone | BaseException, store: Store | None = None
+    ) -> None:
+        """The chunk ran: how it ended, and the write of its result its follower makes."""
         now = time.monotonic()
         with self._changed:
-            self._outcomes[job_id] = (outcome, now)
-            _drop_old(self._outcomes, now, 1)
+            self._outcomes[job_id] = (outcome, store, now)
+            _drop_old(self._outcomes, now, 2)
             self._changed.notify_all()
 
-    def follow(self, job_id: str, deadline: float | None) -> ChunkDone | BaseException:
+    def follow(
+        self, job_id: str, deadline: float | None
+    ) -> tuple[ChunkDone | BaseException, Store | None]:
         """Give the verdict "run", then wait for the chunk's outcome; a ``refused``
         record if the job lapsed (its chunk gave up waiting, or did not come within
         ``ARRIVAL_WAIT_S``)."""
@@ -184,10 +194,11 @@ class _Granted:
                 or job_id not in self._started
             ):
                 self._verdicts[job_id] = (_LAPSED, None, time.monotonic())
-                return ChunkDone("", refused=True)
+                return ChunkDone("", refused=True), None
             self._changed.wait_for(lambda: job_id in self._outcomes)
             self._started.discard(job_id)
-            return self._outcomes.pop(job_id)[0]
+            outcome, store, _ = self._outcomes.pop(job_id)
+            return outcome, store
 
 
 def _drop_old(entries: dict[str, Any], now: float, at: int) -> None:
@@ -274,7 +285,9 @@ class AerWorker:
         Raises:
             JobFailedError, ExecutionTimeoutError: as the chunk raised them.
         """
-        outcome = self._granted.follow(key, deadline)
+        outcome, store = self._granted.follow(key, deadline)
+        if store is not None:  # before the session hears of it: its record comes after
+            store()
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -293,11 +306,18 @@ class AerWorker:
         if not run:
             return None
         try:
-            done, value = self._run(request, deadline)
+            done, value = self._run(request, deadline, store=False)
         except BaseException as exc:
             self._granted.ended(request.grant_key, exc)
             raise
-        self._granted.ended(request.grant_key, done)
+        # The result's durable copy is written by the follower's thread while this one
+        # returns the result: the submitter does not wait for the write.
+        store = None
+        if request.storage is not None and not done.missing:
+            store = functools.partial(
+                write_chunk, request.storage, request.job_id, request.chunk_index, value
+            )
+        self._granted.ended(request.grant_key, done, store)
         if done.missing:
             raise KeysMissingError(f"worker {self._id} lacks keys {done.missing}")
         assert isinstance(value, PrimitiveResult)
@@ -358,7 +378,7 @@ class AerWorker:
         return self._run(request, request.deadline)
 
     def _run(
-        self, request: ChunkRequest, deadline: float | None
+        self, request: ChunkRequest, deadline: float | None, *, store: bool = True
     ) -> tuple[ChunkDone, list[PubResult] | PrimitiveResult[PubResult] | None]:
         if deadline is not None and time.time() > deadline:
             raise ExecutionTimeoutError(
@@ -396,6 +416,6 @@ class AerWorker:
         value: list[PubResult] | PrimitiveResult[PubResult] = results
         if request.whole:
             value = join(request.pubs, whole_job(len(request.pubs)), [results])
-        if request.storage is not None:
+        if store and request.storage is not None:
             write_chunk(request.storage, request.job_id, request.chunk_index, value)
         return done, value

@@ -36,7 +36,7 @@ def test_a_chunk_that_comes_first_runs_once_the_verdict_says_so_and_its_follower
     done = ChunkDone("worker", execution_s=0.5)
     granted.ended("job", done)
     follower.join(timeout=10)
-    assert followed == {"value": done}
+    assert followed == {"value": (done, None)}
 
 
 def test_a_verdict_that_comes_first_waits_for_its_chunk():
@@ -46,7 +46,7 @@ def test_a_verdict_that_comes_first_waits_for_its_chunk():
     error = ValueError("the job's own error")
     granted.ended("job", error)
     follower.join(timeout=10)
-    assert followed == {"value": error}
+    assert followed == {"value": (error, None)}
 
 
 def test_a_refused_chunk_does_not_run_and_a_refusal_names_only_the_copy_sent_ahead():
@@ -58,7 +58,7 @@ def test_a_refused_chunk_does_not_run_and_a_refusal_names_only_the_copy_sent_ahe
     assert granted.take(grant_key("job", ahead=False)) == (True, None)
     granted.ended("job", ChunkDone("worker"))
     follower.join(timeout=10)
-    assert followed["value"] == ChunkDone("worker")
+    assert followed["value"] == (ChunkDone("worker"), None)
 
 
 def test_a_chunk_whose_verdict_never_comes_lapses_and_so_does_its_late_follower(monkeypatch):
@@ -66,15 +66,28 @@ def test_a_chunk_whose_verdict_never_comes_lapses_and_so_does_its_late_follower(
     granted = _Granted()
     with pytest.raises(GrantLapsedError):
         granted.take("job")
-    assert granted.follow("job", None) == ChunkDone("", refused=True)  # at once
+    assert granted.follow("job", None) == (ChunkDone("", refused=True), None)  # at once
 
 
 def test_a_verdict_whose_chunk_never_comes_is_withdrawn_and_a_late_chunk_lapses(monkeypatch):
     monkeypatch.setattr(_aer_worker, "ARRIVAL_WAIT_S", 0.05)
     granted = _Granted()
-    assert granted.follow("job", None) == ChunkDone("", refused=True)
+    assert granted.follow("job", None) == (ChunkDone("", refused=True), None)
     with pytest.raises(GrantLapsedError):
         granted.take("job")  # at once, not after VERDICT_WAIT_S
+
+
+def test_the_result_write_goes_to_the_follower_which_makes_it():
+    granted = _Granted()
+    follower, followed = _in_thread(granted.follow, "job", None)
+    assert granted.take("job") == (True, None)
+    writes: list[str] = []
+    granted.ended("job", ChunkDone("worker"), lambda: writes.append("written"))
+    follower.join(timeout=10)
+    outcome, store = followed["value"]
+    assert outcome == ChunkDone("worker") and writes == []
+    store()
+    assert writes == ["written"]
 
 
 def test_the_first_verdict_wins():
