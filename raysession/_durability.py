@@ -72,7 +72,7 @@ class Durability:
                 # A small local write (~30 µs) costs less here than a thread hand-off
                 # costs the event loop; a join plan or a remote store goes to a thread.
                 try:
-                    write_job(uri, info, job.run.num_chunks, plan)
+                    write_job(uri, info, job.run.num_chunks, plan, tuple(job.run.chunk_places))
                 except Exception:
                     job_ids = ids(self._config.session_id, job.job_id)
                     logger.warning("job %s: its record was not stored", job.job_id,
@@ -80,7 +80,15 @@ class Durability:
             else:
                 loop = asyncio.get_running_loop()
                 self._track(
-                    loop.run_in_executor(None, write_job, uri, info, job.run.num_chunks, plan)
+                    loop.run_in_executor(
+                        None,
+                        write_job,
+                        uri,
+                        info,
+                        job.run.num_chunks,
+                        plan,
+                        tuple(job.run.chunk_places),
+                    )
                 )
         self.later(self._journal_end(job.journaled, info))
 

@@ -24,7 +24,7 @@ import pickle
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ._duration import parse_duration
 from ._env import env_count, env_duration
@@ -35,8 +35,11 @@ from .backends._store import (
     chunk_path,
     filesystem,
     job_dir,
+    read_place,
+    record_path,
     storage_uri,
     write_bytes,
+    write_new,
 )
 from .backends.base import JoinPlan
 from .errors import ResultUnavailableError
@@ -67,6 +70,9 @@ class StoredJob(BaseModel):
     """Chunk files of a DONE job."""
     joined: bool
     """The chunks are joined with the stored plan (``join.pkl``); else chunk 0 is the result."""
+    places: tuple[str, ...] = ()
+    """Where each chunk's result is stored (see :func:`.backends._store.write_chunk`);
+    ``""`` or missing: in its chunk file."""
 
 
 class CleanupReport(BaseModel):
@@ -75,6 +81,9 @@ class CleanupReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     jobs_removed: int
+    """Job directories (records, large results)."""
+    segments_removed: int = 0
+    """Segment files of small results (see :mod:`.backends._store`)."""
     sessions_removed: int
     bytes_freed: int
     bytes_kept: int
@@ -97,13 +106,20 @@ def max_bytes() -> int:
 # ---------------------------------------------------------------------- writing
 
 
-def write_job(uri: str, info: JobInfo, num_chunks: int, plan: JoinPlan | None) -> None:
+def write_job(
+    uri: str,
+    info: JobInfo,
+    num_chunks: int,
+    plan: JoinPlan | None,
+    places: list[str] | tuple[str, ...] = (),
+) -> None:
     """Store a final job's record (and, for a split job, the plan that joins its chunks).
-    Called by the session actor from a thread when the job ends."""
+    Called by the session actor when the job ends; ``places`` are its chunks' places."""
     if plan is not None:
         write_bytes(uri, f"{job_dir(uri, info.job_id)}/join.pkl", pickle.dumps(plan))
-    record = StoredJob(info=info, num_chunks=num_chunks, joined=plan is not None)
-    write_bytes(uri, f"{job_dir(uri, info.job_id)}/record.json", record.model_dump_json().encode())
+    kept = tuple(places) if any(places) else ()
+    record = StoredJob(info=info, num_chunks=num_chunks, joined=plan is not None, places=kept)
+    write_new(uri, record_path(uri, info.job_id), record.model_dump_json().encode())
 
 
 def write_session(uri: str, details: SessionDetails, job_ids: list[str]) -> None:
@@ -123,10 +139,16 @@ def read_job(job_id: str, uri: str | None = None) -> StoredJob | None:
         return None
     fs, _ = filesystem(uri)
     try:
-        data = fs.cat_file(f"{job_dir(uri, job_id)}/record.json")
+        data = fs.cat_file(record_path(uri, job_id))
     except (FileNotFoundError, NotADirectoryError):
+        try:  # where raysession 0.x before the segments kept it
+            data = fs.cat_file(f"{job_dir(uri, job_id)}/record.json")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+    try:
+        return StoredJob.model_validate_json(data)
+    except ValidationError:  # being written this moment (see write_new), or torn by a crash
         return None
-    return StoredJob.model_validate_json(data)
 
 
 def read_session(
@@ -163,6 +185,18 @@ def read_result(stored: StoredJob, uri: str | None = None, wait_s: float = CHUNK
     deadline = time.monotonic() + wait_s
     values = []
     for index in range(stored.num_chunks):
+        place = stored.places[index] if index < len(stored.places) else ""
+        if place:
+            try:
+                values.append(pickle.loads(read_place(uri, place)))
+            except (FileNotFoundError, NotADirectoryError):
+                raise ResultUnavailableError(
+                    f"Job {info.job_id}'s stored result is gone: its segment ({place}) was "
+                    f"removed (cleanup), or storage {uri} is not shared by every node.",
+                    session_id=info.session_id,
+                    job_id=info.job_id,
+                ) from None
+            continue
         path = chunk_path(uri, info.job_id, index)
         while True:
             try:
@@ -212,8 +246,11 @@ def cleanup_storage(
     max_bytes_kept: int | None = None,
     storage: str | None = None,
 ) -> CleanupReport:
-    """Remove stored jobs and sessions older than the retention, then the oldest jobs
-    until the storage holds at most ``max_bytes_kept``.
+    """Remove stored jobs, segments and sessions older than the retention, then the
+    oldest jobs and segments until the storage holds at most ``max_bytes_kept``.
+
+    A segment holds the small results its worker stored over up to an hour; it is as
+    old as its last one, so a small result is kept up to an hour past the retention.
 
     Args:
         retention: Seconds, or a duration such as ``"12h"``; default
@@ -236,27 +273,42 @@ def cleanup_storage(
         raise ValueError("RAYSESSION_STORAGE is off: there is no storage to clean up.")
     fs, root = filesystem(uri)
     now = time.time()
-    jobs: list[tuple[float, int, str]] = []  # (modified, bytes, path)
+    # A job is its record (<id>.json) and its directory, if it has one; a segment goes
+    # as a whole (its last append says how old it is).
+    units: dict[str, list[str]] = {}
     for path in _children(fs, f"{root}/jobs"):
-        files = _files(fs, path)
-        size = sum(files.values())
+        units.setdefault(path.removesuffix(".json"), []).append(path)
+    segments = [path for path in _children(fs, f"{root}/segments") if path.endswith(".seg")]
+    units.update((path, [path]) for path in segments)
+    stored: list[tuple[float, int, str]] = []  # (modified, bytes, unit)
+    for unit, paths in units.items():
+        files = {name: size for path in paths for name, size in _files(fs, path).items()}
         modified = max((_mtime(fs, name) for name in files), default=now)
-        jobs.append((modified, size, path))
-    jobs.sort()
-    removed = freed = 0
-    total = sum(size for _, size, _ in jobs)
-    for modified, size, path in jobs:
+        stored.append((modified, sum(files.values()), unit))
+    stored.sort()
+    removed = freed = segments_removed = 0
+    total = sum(size for _, size, _ in stored)
+    for modified, size, unit in stored:
         if now - modified <= keep_s and total <= limit:
             break
-        fs.rm(path, recursive=True)
-        removed, freed, total = removed + 1, freed + size, total - size
+        for path in units[unit]:
+            fs.rm(path, recursive=True)
+        freed, total = freed + size, total - size
+        if unit.endswith(".seg"):
+            segments_removed += 1
+        else:
+            removed += 1
     sessions_removed = 0
     for path in _children(fs, f"{root}/sessions"):
         if now - _mtime(fs, path) > keep_s:
             fs.rm(path)
             sessions_removed += 1
     return CleanupReport(
-        jobs_removed=removed, sessions_removed=sessions_removed, bytes_freed=freed, bytes_kept=total
+        jobs_removed=removed,
+        segments_removed=segments_removed,
+        sessions_removed=sessions_removed,
+        bytes_freed=freed,
+        bytes_kept=total,
     )
 
 

@@ -345,6 +345,7 @@ def cleanup(
         _echo_json(report.model_dump(mode="json"))
         return
     click.echo(
-        f"removed {report.jobs_removed} jobs and {report.sessions_removed} sessions, "
+        f"removed {report.jobs_removed} jobs, {report.segments_removed} result segments "
+        f"and {report.sessions_removed} sessions, "
         f"{report.bytes_freed} bytes; {report.bytes_kept} bytes kept"
     )

@@ -365,18 +365,18 @@ def test_cli_show_and_job_read_an_ended_session_from_storage(backend):
 
 def test_cli_cleanup_removes_stored_jobs_past_the_retention(tmp_path):
     store = tmp_path / "store"
-    old = store / "jobs" / "old-job"
-    old.mkdir(parents=True)
-    (old / "record.json").write_text("{}")
-    os.utime(old / "record.json", (0, 0))  # 1970: past any retention
-    fresh = store / "jobs" / "fresh-job"
-    fresh.mkdir()
-    (fresh / "record.json").write_text("{}")
+    jobs = store / "jobs"
+    (jobs / "old-job").mkdir(parents=True)  # a job with a large result: a record and a directory
+    for old in [jobs / "old-job.json", jobs / "old-job" / "chunk-0.pkl"]:
+        old.write_text("{}")
+        os.utime(old, (0, 0))  # 1970: past any retention
+    (jobs / "fresh-job.json").write_text("{}")
     done = run_cli("cleanup", "--retention", "1d", "--storage", str(store), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["jobs_removed"] == 1 and report["bytes_kept"] == 2
-    assert sorted(p.name for p in (store / "jobs").iterdir()) == ["fresh-job"]
+    assert report["bytes_freed"] == 4
+    assert sorted(p.name for p in jobs.iterdir()) == ["fresh-job.json"]
     bad = run_cli("cleanup", "--retention", "1h 1h", "--storage", str(store))
     assert bad.returncode == 2 and "more than once" in bad.stderr
 

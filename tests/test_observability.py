@@ -78,9 +78,7 @@ def test_session_pool_and_worker_metrics_reach_rays_prometheus_export(ray_cluste
         estimator.run([(bell(False), "XX")]).result()  # the same circuit: a cache hit
         with pytest.raises(JobFailedError):
             estimator.run([(failing(bell(False)), "ZZ")]).result()
-        held = EstimatorV2(mode=session, options=GATED).run(
-            [(gated(bell(False), name), "ZZ")]
-        )
+        held = EstimatorV2(mode=session, options=GATED).run([(gated(bell(False), name), "ZZ")])
         wait_for(lambda: entered(handle) == 1)
         queued = estimator.run([(bell(False), "YY")])
         assert queued.cancel()

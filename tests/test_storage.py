@@ -19,6 +19,7 @@ from raysession import (
     EstimatorV2,
     JobFailedError,
     QiskitRuntimeService,
+    ResultUnavailableError,
     Session,
     SessionClosedError,
     SessionNotFoundError,
@@ -144,22 +145,41 @@ def test_cleanup_removes_jobs_past_retention_then_the_oldest_past_the_size_bound
             for job_id in ids:
                 session.job(job_id).result()
         wait_for(lambda: all(read_job(j, uri) is not None for j in ids), 30)
-    jobs = Path(uri, "jobs")
-    sizes = {j: sum(f.stat().st_size for f in (jobs / j).iterdir()) for j in ids}
-    # Ages the test controls: job i was last written i+1 days ago (the oldest first).
+    # Tiny results went to the workers' segments; each job has its record, nothing else.
+    stored = {j: read_job(j, uri) for j in ids}
+    assert all(s is not None and s.places and s.places[0] for s in stored.values())
+    jobs, segments = Path(uri, "jobs"), list(Path(uri, "segments").iterdir())
+    assert sorted(p.name for p in jobs.iterdir()) == sorted(f"{j}.json" for j in ids)
+    sizes = {j: (jobs / f"{j}.json").stat().st_size for j in ids}
+    segment_bytes = sum(f.stat().st_size for f in segments)
+    # Ages the test controls: job i was last written i+1 days ago (the oldest first);
+    # the segments are new.
     now = time.time()
     for age, job_id in enumerate(reversed(ids), start=1):
-        for file in (jobs / job_id).iterdir():
-            os.utime(file, (now - age * 86_400, now - age * 86_400))
+        os.utime(jobs / f"{job_id}.json", (now - age * 86_400, now - age * 86_400))
     # Retention 2.5 days: the two jobs older than that go.
     report = cleanup_storage(retention="2d 12h", max_bytes_kept=10**9, storage=uri)
-    assert report.jobs_removed == 2
-    assert sorted(p.name for p in jobs.iterdir()) == sorted(ids[2:])
-    # A size bound of one job: the older of the two remaining goes.
-    report = cleanup_storage(retention="30d", max_bytes_kept=sizes[ids[3]], storage=uri)
-    assert report.jobs_removed == 1 and report.bytes_kept == sizes[ids[3]]
-    assert [p.name for p in jobs.iterdir()] == [ids[3]]
+    assert report.jobs_removed == 2 and report.segments_removed == 0
+    assert sorted(p.name for p in jobs.iterdir()) == sorted(f"{j}.json" for j in ids[2:])
+    # A size bound of one job and the segments: the older of the two remaining goes.
+    report = cleanup_storage(
+        retention="30d", max_bytes_kept=sizes[ids[3]] + segment_bytes, storage=uri
+    )
+    assert report.jobs_removed == 1 and report.bytes_kept == sizes[ids[3]] + segment_bytes
+    assert [p.name for p in jobs.iterdir()] == [f"{ids[3]}.json"]
     assert report.bytes_freed == sizes[ids[2]]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAYSESSION_STORAGE", uri)
+        assert QiskitRuntimeService().job(ids[3]).status() == "DONE"
+        evs = QiskitRuntimeService().job(ids[3]).result()[0].data.evs
+        np.testing.assert_allclose(evs, 1.0, atol=1e-12)
+        # Segments past the retention go as a whole; the record stays, its result is gone.
+        for segment in segments:
+            os.utime(segment, (now - 40 * 86_400, now - 40 * 86_400))
+        report = cleanup_storage(retention="30d", max_bytes_kept=10**9, storage=uri)
+        assert report.segments_removed == len(segments) and report.bytes_freed == segment_bytes
+        with pytest.raises(ResultUnavailableError, match=r"segment .* was removed"):
+            QiskitRuntimeService().job(ids[3]).result()
 
 
 def test_results_outlive_the_whole_ray_cluster_that_ran_them():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import pickle
 import threading
@@ -86,6 +87,8 @@ class ChunkDone:
     """The seed the chunk ran with."""
     refused: bool = False
     """A granted job that never reached the worker (its submitter did not send it)."""
+    place: str = ""
+    """Where storage holds the chunk's result, if not in its chunk file (see ``._store``)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob
@@ -107,8 +110,8 @@ class GrantLapsedError(RayError):
     time (see :class:`_Granted`); the session runs the job again through its backend."""
 
 
-Store = Callable[[], None]
-"""A chunk result's write to storage, made later by another thread."""
+Store = Callable[[], str]
+"""A chunk result's write to storage, made later by another thread; returns its place."""
 
 # How long a granted job's chunk waits at its worker for the session's verdict, and the
 # session's verdict for the chunk. The verdict comes as the session actor handles the
@@ -286,8 +289,10 @@ class AerWorker:
             JobFailedError, ExecutionTimeoutError: as the chunk raised them.
         """
         outcome, store = self._granted.follow(key, deadline)
-        if store is not None:  # before the session hears of it: its record comes after
-            store()
+        if store is not None:  # before the session hears of it: its record says where
+            place = store()
+            if place and isinstance(outcome, ChunkDone):
+                outcome = dataclasses.replace(outcome, place=place)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -410,12 +415,17 @@ class AerWorker:
                 job_id=request.job_id,
             ) from exc
         elapsed = time.perf_counter() - started
-        done = ChunkDone(
-            self._id, execution_s=elapsed, chunk_index=request.chunk_index, seed=request.seed
-        )
         value: list[PubResult] | PrimitiveResult[PubResult] = results
         if request.whole:
             value = join(request.pubs, whole_job(len(request.pubs)), [results])
+        place = ""
         if store and request.storage is not None:
-            write_chunk(request.storage, request.job_id, request.chunk_index, value)
+            place = write_chunk(request.storage, request.job_id, request.chunk_index, value)
+        done = ChunkDone(
+            self._id,
+            execution_s=elapsed,
+            chunk_index=request.chunk_index,
+            seed=request.seed,
+            place=place,
+        )
         return done, value

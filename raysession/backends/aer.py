@@ -518,7 +518,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
                     finally:
                         running.discard(index)
                     if not done.missing:
-                        record.ran(index, lease.worker_id, done.execution_s)
+                        record.ran(index, lease.worker_id, done.execution_s, done.place)
                         chunk_ref: ray.ObjectRef[Any] = result_ref
                         return chunk_ref
                     resend = set(done.missing)
@@ -607,7 +607,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
             client.forget_keys(grant.worker_id, done.missing)
             return False
         record.plan([done.seed])
-        record.ran(0, grant.worker_id, done.execution_s)
+        record.ran(0, grant.worker_id, done.execution_s, done.place)
         return True
 
     def release(self, spec: JobSpec, grant: Grant, *, stop: bool, lost: bool = False) -> None:

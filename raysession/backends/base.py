@@ -95,6 +95,9 @@ class BackendRun:
     """The worker that ran each chunk."""
     chunk_execution_s: list[float] = field(default_factory=list)
     """Seconds each chunk ran on its worker (the simulation, without queueing)."""
+    chunk_places: list[str] = field(default_factory=list)
+    """Where storage holds each chunk's result; ``""``: in its chunk file (see
+    :func:`raysession.backends._store.write_chunk`)."""
 
     def plan(self, seeds: list[int]) -> None:
         """Start the per-chunk lists for a job of ``len(seeds)`` chunks."""
@@ -102,12 +105,15 @@ class BackendRun:
         self.chunk_seeds = list(seeds)
         self.chunk_workers = [""] * len(seeds)
         self.chunk_execution_s = [0.0] * len(seeds)
+        self.chunk_places = [""] * len(seeds)
 
-    def ran(self, index: int, worker_id: str, execution_s: float) -> None:
-        """Chunk ``index`` ran on ``worker_id`` for ``execution_s`` seconds."""
+    def ran(self, index: int, worker_id: str, execution_s: float, place: str = "") -> None:
+        """Chunk ``index`` ran on ``worker_id`` for ``execution_s`` seconds; its result
+        is stored at ``place``."""
         self.workers.append(worker_id)
         self.chunk_workers[index] = worker_id
         self.chunk_execution_s[index] = execution_s
+        self.chunk_places[index] = place
 
 
 @runtime_checkable
