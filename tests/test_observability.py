@@ -93,6 +93,9 @@ def test_session_pool_and_worker_metrics_reach_rays_prometheus_export(ray_cluste
             and sample(text, "ray_raysession_jobs_completed_total", **tags) == 3
             and sample(text, "ray_raysession_jobs_failed_total", **tags) == 1
             and sample(text, "ray_raysession_jobs_cancelled_total", **tags) == 1
+            # Workers export their own counters, on their own schedule.
+            and (sample(text, "ray_raysession_circuit_cache_hits_total") or 0) >= 1
+            and (sample(text, "ray_raysession_circuit_cache_misses_total") or 0) >= 1
         )
 
     wait_for(counted, timeout=60)
