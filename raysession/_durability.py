@@ -44,22 +44,24 @@ class Durability:
         """The journal of the session's last incarnation (blocking; a restart reads it once)."""
         return self._journal.load()
 
-    def accept(self, job: JobRecord, *, delay_s: float = 0.0) -> asyncio.Future[bool]:
-        """Journal an accepted job; the returned future is done once the GCS has it (True),
-        or, with ``delay_s``, once the job ended within that time (False: nothing written,
-        the job needs no entry)."""
-        job.journaled = asyncio.ensure_future(self._accept(job, delay_s))
+    def accept(self, job: JobRecord) -> asyncio.Future[bool]:
+        """Journal an accepted job; the returned future is done once the GCS has it."""
+        job.journaled = asyncio.ensure_future(self._accept(job))
         self._track(job.journaled)
         return job.journaled
 
-    async def _accept(self, job: JobRecord, delay_s: float) -> bool:
-        spec = job.spec
-        if delay_s:
-            await asyncio.sleep(delay_s)
-            if job.status.is_final:
-                return False
-        assert spec is not None
-        await self._journal.accept(spec, job.sequence, job.created)
+    def accept_later(self, job: JobRecord, delay_s: float) -> None:
+        """Journal an accepted job if it is still running in ``delay_s`` seconds (a timer,
+        not a task: most jobs end before, and then cost the journal nothing at all)."""
+        asyncio.get_running_loop().call_later(delay_s, self._accept_if_running, job)
+
+    def _accept_if_running(self, job: JobRecord) -> None:
+        if not job.status.is_final and not self._closed and job.journaled is None:
+            self.accept(job)
+
+    async def _accept(self, job: JobRecord) -> bool:
+        assert job.spec is not None
+        await self._journal.accept(job.spec, job.sequence, job.created)
         return True
 
     def ended(self, job: JobRecord) -> None:
@@ -90,7 +92,8 @@ class Durability:
                         tuple(job.run.chunk_places),
                     )
                 )
-        self.later(self._journal_end(job.journaled, info))
+        if job.journaled is not None:  # else it never had an entry: nothing to replace
+            self.later(self._journal_end(job.journaled, info))
 
     def forget(self, jobs: list[JobRecord]) -> None:
         """Pruned jobs leave the journal (their stored records stay). Most granted jobs
@@ -159,11 +162,10 @@ class Durability:
                 self._config.session_id, write.exception(), **self._ids,
             )  # fmt: skip
 
-    async def _journal_end(self, accepted: asyncio.Future[bool] | None, info: Any) -> None:
-        if accepted is not None:
-            await asyncio.wait([accepted])  # its acceptance lands first
-            if accepted.cancelled() or accepted.exception() is not None or not accepted.result():
-                return  # never journalled: nothing to replace
+    async def _journal_end(self, accepted: asyncio.Future[bool], info: Any) -> None:
+        await asyncio.wait([accepted])  # its acceptance lands first
+        if accepted.cancelled() or accepted.exception() is not None or not accepted.result():
+            return  # never journalled: nothing to replace
         await self._journal.end(info)
 
     async def _write_head(self) -> None:

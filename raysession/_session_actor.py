@@ -165,7 +165,7 @@ class SessionActor(JobRuns):
         if grant is None:
             await self._durable.accept(job)  # this actor runs it: it must survive the actor
         else:
-            self._durable.accept(job, delay_s=GRANTED_JOURNAL_DELAY_S)
+            self._durable.accept_later(job, GRANTED_JOURNAL_DELAY_S)
         if job.status.is_final:  # cancelled meanwhile
             if grant is not None:
                 self._backend.release(spec, grant, stop=False)

@@ -73,6 +73,24 @@ def test_a_killed_session_actor_restarts_and_reruns_unfinished_jobs_once_in_fifo
     assert journal_keys(session.session_id) == []  # an ended session leaves no journal
 
 
+def test_a_granted_job_is_journalled_only_if_it_runs_past_the_delay(backend):
+    handle, name = new_gate()
+    with Session(backend=backend) as session:
+        quick = EstimatorV2(mode=session, options={"default_precision": 0.0})
+        done = quick.run([(bell(False), "ZZ")])
+        done.result(timeout=120)
+        held = EstimatorV2(mode=session, options=GATED).run([(gated(bell(False), name), "ZZ")])
+        assert done._granted and held._granted  # both ran on a worker granted at once
+        wait_for(lambda: entered(handle) == 1, timeout=120)
+        # The held job, still running after the delay, gets its entry; the quick one's
+        # delay passed before (timers fire in order) and left none.
+        key = f"journal/{session.session_id}/job/{held.job_id()}".encode()
+        wait_for(lambda: key in journal_keys(session.session_id, "job/"))
+        assert journal_keys(session.session_id, "job/") == [key]
+        handle.allow.remote(1)
+        np.testing.assert_allclose(held.result(timeout=120)[0].data.evs, 1.0)
+
+
 def test_a_restarted_actor_keeps_finished_records_deadlines_and_state(backend):
     session = Session(backend=backend, max_time=3600)
     estimator = EstimatorV2(mode=session, options={"default_precision": 0.0})
