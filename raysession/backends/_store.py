@@ -22,10 +22,13 @@ the same name (a record can never point at other bytes).
 s3fs installed, say). Every process that writes or reads must reach the same place:
 on a multi-node cluster that means a shared filesystem or an object store.
 
-Writes are atomic (a reader sees a whole file or none; a place is recorded only once its
-bytes are written). Large ones, and any to a remote
-store, are made off the critical path, from a background thread; a small one to a local
-filesystem costs less written at once (see :func:`write_chunk`).
+A reader never takes a partial write for a whole one: chunk files and session details
+are written to a temporary name and renamed (an object store's put is atomic already); a
+place is recorded only once its bytes are in the segment; a job's record is written in
+place (see :func:`write_new`), and a record that does not parse reads as not there yet.
+Large writes, and any to a remote store, are made off the critical path, from a
+background thread; a small one to a local filesystem costs less made at once (see
+:func:`write_chunk`).
 """
 
 from __future__ import annotations
@@ -136,11 +139,15 @@ def write_new(uri: str, path: str, data: bytes) -> None:
         write_bytes(uri, path, data)
         return
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_chunk(uri: str, job_id: str, index: int, value: Any) -> str:
@@ -241,9 +248,7 @@ class _Segments:
                 fd = os.open(segment_path(uri, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 offset = os.fstat(fd).st_size
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, data)
             finally:
                 os.close(fd)
             self._open[key] = (name, opened, offset + len(data))
