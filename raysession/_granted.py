@@ -5,7 +5,8 @@ The submitter sends a granted job straight to its worker (see
 The actor tells the worker to run it and waits for the job's small completion record
 (:meth:`~raysession.backends.base.Backend.follow`): no result and no ref of the
 submitter's passes through the actor. A worker that died, lacked a key, or never got
-the job means the job runs again through the backend.
+the job means the job runs again through the backend. A job that opened a streak
+(:mod:`._session_streaks`) leaves its worker to the streak.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ async def follow_granted(job: JobRecord, grant: Grant, backend: Backend) -> Deli
     """The job's delivery once its granted worker ran it (no refs: its submitter owns
     the result, and storage has a copy), or ``None`` if it must run again through the
     backend (its worker died, lacked a key, or never got it). The grant is released
-    either way.
+    either way, unless the job opened a streak that still uses the worker.
 
     Raises:
         asyncio.CancelledError: the job was stopped (its worker is stopped too).
@@ -59,7 +60,7 @@ async def follow_granted(job: JobRecord, grant: Grant, backend: Backend) -> Deli
     assert spec is not None
     stop = lost = False
     try:
-        done = await backend.follow(grant, job.job_id, job.ran_ahead)
+        done = await backend.follow(grant, job.job_id, job.ran_ahead, job.streak)
         if backend.completed(grant, done, job.run):
             job.delivered = True  # the submitter owns the result
             return Delivery([])
@@ -80,5 +81,6 @@ async def follow_granted(job: JobRecord, grant: Grant, backend: Backend) -> Deli
             **ids(spec.session_id, job.job_id),
         )
     finally:
-        backend.release(spec, grant, stop=stop, lost=lost)
+        if job.streak is None or stop or lost:  # else the streak it opened keeps the worker
+            backend.release(spec, grant, stop=stop, lost=lost)
     return None

@@ -12,6 +12,7 @@ from qiskit.providers import JobStatus as QiskitJobStatus
 
 from ._lifecycle import SessionState
 from .backends._blob import as_blob
+from .backends._streaks import StreakTerms
 from .backends.base import Grant
 
 
@@ -196,6 +197,9 @@ class Admission:
     grant: Grant | None = None
     ran_ahead: bool = False
     """The job sent ahead to ``grant``'s worker runs there (see :class:`~.backends.base.Ahead`)."""
+    streak: StreakTerms | None = None
+    """The job opened a streak on ``grant``'s worker: its submitter's next small jobs go
+    there directly (see :mod:`~.backends._streaks`)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see backends._blob: cloudpickle walks dataclasses slowly

@@ -24,7 +24,7 @@ from ._session_records import (
     prune,
     rejection,
 )
-from ._session_runs import JobRuns
+from ._session_streaks import SessionStreaks
 from .backends.base import Ahead, Backend, Delivery, JobSpec
 from .errors import RaySessionError
 
@@ -36,7 +36,7 @@ GRANTED_JOURNAL_DELAY_S = 0.05
 _SETTLE_WAIT_S = 5.0
 
 
-class SessionActor(JobRuns):
+class SessionActor(SessionStreaks):
     """Owns one session: its state, FIFO queue, deadlines and job records.
 
     Concurrency: an async actor; every method runs on one event loop, so the state
@@ -60,6 +60,11 @@ class SessionActor(JobRuns):
     incarnation recovers the journal and runs the unfinished jobs again, once each, in
     their FIFO order, so ``submit`` is idempotent by job id.
 
+    Streaks: a job granted the worker its submitter sent it ahead to (a submitter running
+    one small job after another) opens a streak there: the submitter's next jobs go
+    straight to the worker, and the actor hears of them in batches
+    (:mod:`._session_streaks`). Every answer that reads the jobs hears of them first.
+
     Called by :class:`~raysession.Session` and job handles; calls only its backend.
     """
 
@@ -78,6 +83,8 @@ class SessionActor(JobRuns):
         self._durable = Durability(config)  # the journal and the stored records
         self._metrics = SessionMetrics(config.session_id, backend.name, config.mode)
         self._ids = ids(config.session_id)  # on every log record (see ._log)
+        self._streak = None
+        self._last_of = {}
         self._resumed = asyncio.Event()
         self._resumed.set()
         with warnings.catch_warnings():  # Ray's property reads a deprecated one inside
@@ -122,6 +129,7 @@ class SessionActor(JobRuns):
         if not self._resumed.is_set():  # a restarted actor frees its last run's workers first
             await self._resumed.wait()
         await self._settle(seen_done)
+        await self._end_streak()  # a streak's jobs come before this one
         known = self._jobs.get(spec.job_id)
         if known is not None:  # a submit retried after a restart: accepted already
             return Admission(known.created)
@@ -172,10 +180,13 @@ class SessionActor(JobRuns):
             self._num_running -= 1
             self._pump()
             return Admission(job.created)
+        streak = None
         if grant is not None:
             job.granted, job.ran_ahead = True, ahead.take(grant)
+            if job.ran_ahead and self._may_open_streak(job):
+                streak = job.streak = self._open_streak(job, grant)
         self._launch(job, deadline, grant)
-        return Admission(job.created, grant, job.ran_ahead)
+        return Admission(job.created, grant, job.ran_ahead, streak)
 
     async def result(self, job_id: str, fetched: list[str] | None = None) -> Delivery:
         """Wait for a job; return where its result is (never the result itself), or the
@@ -185,6 +196,7 @@ class SessionActor(JobRuns):
         said so."""
         if fetched:
             await self.fetched(fetched)
+        await self._sync_streak()
         job = self._jobs.get(job_id)
         if job is not None:
             await job.done.wait()
@@ -208,6 +220,7 @@ class SessionActor(JobRuns):
         Raises:
             KeyError: the session has no job with that id.
         """
+        await self._sync_streak()
         job = self._job(job_id)
         if finished and not job.status.is_final:
             try:
@@ -218,6 +231,10 @@ class SessionActor(JobRuns):
 
     async def cancel_job(self, job_id: str) -> bool:
         """Cancel a queued or running job; returns False if it had already finished."""
+        await self._sync_streak()
+        if self._streak is not None and job_id in self._streak.jobs:
+            await self._end_streak()  # its running job is followed as any: it can stop
+            await asyncio.sleep(0)  # and the following has started (it stops the worker)
         job = self._jobs.get(job_id)
         if job is None or job.status.is_final:
             return False
@@ -230,6 +247,7 @@ class SessionActor(JobRuns):
 
     async def update_tags(self, job_id: str, tags: list[str]) -> list[str]:
         """Replace a job's tags; returns them. Raises KeyError for an unknown job."""
+        await self._sync_streak()
         job = self._job(job_id)
         tags = job.retag(tags)
         if job.status.is_final:
@@ -242,19 +260,23 @@ class SessionActor(JobRuns):
 
     async def job_ids(self) -> list[str]:
         """Ids of the jobs this session knows, in submission order."""
+        await self._sync_streak()
         return list(self._jobs)
 
     async def jobs(self) -> list[JobInfo]:
         """Records of the jobs this session knows, in submission order."""
+        await self._sync_streak()
         return [job.info(self._config.session_id) for job in self._jobs.values()]
 
     async def details(self, seen_done: list[str] | None = None) -> SessionDetails:
         """The session's details, after the completion of the jobs in ``seen_done``."""
         await self._settle(seen_done)
+        await self._sync_streak()
         return self._details()
 
     async def close(self) -> SessionDetails:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""
+        await self._end_streak()
         if self._state.is_accepting:
             busy = self._queue or self._num_running
             self._move(SessionState.DRAINING if busy else SessionState.CLOSED)
@@ -262,6 +284,7 @@ class SessionActor(JobRuns):
 
     async def cancel(self) -> SessionDetails:
         """Stop accepting jobs and cancel queued ones; a running job finishes. Idempotent."""
+        await self._end_streak()
         if not self._state.is_final:
             self._move(SessionState.CANCELLED)
             while self._queue:
@@ -290,6 +313,8 @@ class SessionActor(JobRuns):
     def _move(self, state: SessionState) -> None:
         self._state = transition(self._state, state)
         if state.is_final:
+            if self._streak is not None:  # it expired: the streak takes no more jobs
+                asyncio.get_running_loop().create_task(self._end_streak())
             self._times.closed_at = time.time()
             # Stored now, and again on exit with the last jobs' records.
             self._durable.later(self._durable.store_session(self._details, list(self._jobs)))
@@ -297,10 +322,18 @@ class SessionActor(JobRuns):
         logger.info("session %s is %s", self._config.session_id, state, **self._ids)
         self._poke()
 
-    def _end(self, job: JobRecord, status: JobStatus, error: RaySessionError | None = None) -> None:
+    def _end(
+        self,
+        job: JobRecord,
+        status: JobStatus,
+        error: RaySessionError | None = None,
+        *,
+        finished: float | None = None,
+    ) -> None:
+        """Make a job final (``finished``: when it ended, if not now)."""
         if job.status.is_final:
             return
-        now = time.time()
+        now = time.time() if finished is None else finished
         job.status, job.finished, job.spec = status, now, None
         if error is not None:
             error.session_id, error.job_id = self._config.session_id, job.job_id

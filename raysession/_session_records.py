@@ -22,6 +22,7 @@ from ._journal import Head
 from ._lifecycle import SessionState
 from ._messages import JobAttempt, JobInfo, JobMetrics, JobStatus, SessionDetails, SessionOwner
 from ._queue_limits import QueueLimits
+from .backends._streaks import StreakTerms
 from .backends.base import BackendRun, Delivery, JobSpec
 from .errors import (
     JobCancelledError,
@@ -109,6 +110,8 @@ class JobRecord:
 
     planned_chunks: int = 0
     """The chunks the job's plan has (its metrics' count until its run starts)."""
+    streak: StreakTerms | None = None
+    """The streak the job opened on its granted worker (see :mod:`._session_streaks`)."""
 
     def __post_init__(self) -> None:
         if self.spec is not None:

@@ -48,7 +48,14 @@ class SessionUpkeep:
     def _move(self, state: SessionState) -> None:
         raise NotImplementedError
 
-    def _end(self, job: JobRecord, status: JobStatus, error: RaySessionError | None = None) -> None:
+    def _end(
+        self,
+        job: JobRecord,
+        status: JobStatus,
+        error: RaySessionError | None = None,
+        *,
+        finished: float | None = None,
+    ) -> None:
         raise NotImplementedError
 
     def _pump(self) -> None:

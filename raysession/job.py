@@ -22,7 +22,8 @@ from ._storage import StoredJob, read_job, read_result
 from .errors import JobCancelledError, ResultUnavailableError, SessionNotFoundError
 
 if TYPE_CHECKING:
-    from .backends.base import Backend, Grant
+    from .backends._streaks import StreakTerms
+    from .backends.base import Backend, Grant, JobSpec
 
 __all__ = ["RuntimeJobV2"]
 
@@ -30,10 +31,11 @@ __all__ = ["RuntimeJobV2"]
 # Granted jobs this process saw finish, by session, until its next submit to that session
 # tells the session actor (which may not have seen the completion yet).
 _seen_done: dict[str, list[str]] = {}
-# By session: the grant of the last granted job whose result this process read, and when.
-# The session's next job from here goes ahead to that worker (see Grant.send_ahead),
-# if it comes within AHEAD_WINDOW_S: by then the session has likely let the worker go.
-_last_grant: dict[str, tuple[Grant, float]] = {}
+# By session: the grant of the last granted job whose result this process read, the
+# streak open on its worker for this process (if any), and when. The session's next job
+# from here goes to that streak, else ahead to that worker (see Grant.send_ahead), if it
+# comes within AHEAD_WINDOW_S: by then the session has likely let the worker go.
+_last_grant: dict[str, tuple[Grant, StreakTerms | None, float]] = {}
 AHEAD_WINDOW_S = 1.0
 
 
@@ -42,20 +44,26 @@ def take_seen_done(session_id: str) -> list[str]:
     return _seen_done.pop(session_id, [])
 
 
-def take_last_grant(session_id: str) -> Grant | None:
-    """The grant of the session's last job whose result this process read, if that was
-    less than ``AHEAD_WINDOW_S`` ago (once: the next submit takes it)."""
+def take_last_grant(session_id: str) -> tuple[Grant, StreakTerms | None] | None:
+    """The grant of the session's last job whose result this process read, and the
+    streak open for this process on its worker, if that was less than
+    ``AHEAD_WINDOW_S`` ago (once: the next submit takes it)."""
     last = _last_grant.pop(session_id, None)
-    if last is None or time.monotonic() - last[1] > AHEAD_WINDOW_S:
+    if last is None or time.monotonic() - last[2] > AHEAD_WINDOW_S:
         return None
-    return last[0]
+    return last[0], last[1]
 
 
-def _keep_last_grant(session_id: str, grant: Grant) -> None:
+def forget_last_grant(session_id: str) -> None:
+    """This process closed or cancelled the session: its next job goes nowhere ahead."""
+    _last_grant.pop(session_id, None)
+
+
+def _keep_last_grant(session_id: str, grant: Grant, streak: StreakTerms | None = None) -> None:
     now = time.monotonic()
-    _last_grant[session_id] = (grant, now)
+    _last_grant[session_id] = (grant, streak, now)
     if len(_last_grant) > 64:  # sessions this process stopped using
-        for stale in [k for k, (_, t) in _last_grant.items() if now - t > AHEAD_WINDOW_S]:
+        for stale in [k for k, (_, _, t) in _last_grant.items() if now - t > AHEAD_WINDOW_S]:
             del _last_grant[stale]
 
 
@@ -143,6 +151,15 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         """Granted jobs in the submitting process: the grant (the next job may go ahead)."""
         self._ran_ahead = False
         """It went to its worker ahead of its admission (see ``Session._send_ahead``)."""
+        self._streak: StreakTerms | None = None
+        """The streak its grant's worker has open for this process (the job opened it, or
+        was sent to it): the next job may go there (see :mod:`.backends._streaks`)."""
+        self._in_streak: ray.ObjectRef[bool] | None = None
+        """Sent to a streak: whether it ran there (else the worker submitted it to the
+        session: the streak had ended, and the next job goes through the session)."""
+        self._spec: JobSpec | None = None
+        """Sent to a streak, in the submitting process: the job, to submit again if its
+        worker dies before the session heard of it."""
         self._made_in = connection()
         self._final_info: JobInfo | None = None
         self._tags = list(tags)
@@ -503,8 +520,12 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         if progress and final is None:
             follow(self, self.progress, f"job {self._job_id[:8]}", timeout)
         try:
-            value: PrimitiveResult[PubResult] = ray.get(self, timeout=timeout)
-            self._seen()
+            if self._in_streak is not None:  # one get for both: each costs the caller
+                ran, value = ray.get([self._in_streak, self], timeout=timeout)
+                self._seen(ran)
+            else:
+                value = ray.get(self, timeout=timeout)
+                self._seen()
         except GetTimeoutError as exc:
             raise errors.JobTimeoutError(
                 f"Job {self._job_id} did not finish within {timeout} s; it is still running.",
@@ -529,12 +550,19 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         error = self._error(exc)
         raise error from error.__cause__
 
-    def _seen(self) -> None:
+    def _seen(self, in_streak: bool | None = None) -> None:
         """Note a granted job whose result came from its worker, for the next submit (its
-        session settles it first), and its grant (the next job may go ahead to it)."""
+        session settles it first), and its grant (the next job may go ahead to it, or to
+        the streak open there; ``in_streak``: whether the job ran in it, if known)."""
         if self._grant is not None and self._session_id is not None:
-            _seen_done.setdefault(self._session_id, []).append(self._job_id)
-            _keep_last_grant(self._session_id, self._grant)
+            if self._in_streak is None:  # (a streak's jobs reach the session with its reports)
+                _seen_done.setdefault(self._session_id, []).append(self._job_id)
+            streak = self._streak
+            if in_streak is None and self._in_streak is not None:
+                in_streak = ray.get(self._in_streak)
+            if in_streak is False:
+                streak = None  # it ended: the next job goes to the session (and may reopen it)
+            _keep_last_grant(self._session_id, self._grant, streak)
 
     def __await__(self) -> Generator[Any, None, PrimitiveResult[PubResult]]:
         self._check_connection()
@@ -557,9 +585,24 @@ class RuntimeJobV2(ray.ObjectRef, BasePrimitiveJob[PrimitiveResult[PubResult], J
         if is_job_error(exc):
             error = self._error(exc)
             raise error from error.__cause__
-        forget_courier()
         assert self._session_id is not None  # a courier delivers session jobs only
+        forget_courier()  # it may have exited since this process last used it: look again
+        if self._spec is not None and self._session_forgot():
+            # A job of a streak whose worker died before the session heard of it: it was
+            # never the session's; it is submitted now, as any job.
+            from .session import submit_again
+
+            return submit_again(self._actor, self._session_id, self._spec)
         return deliver(self._session_id, self._job_id)
+
+    def _session_forgot(self) -> bool:
+        """Whether the job's session has no record of it (after this process saw the
+        worker of the job's streak die: see ``SessionActor.forget_lost``)."""
+        try:
+            forgot: bool = ray.get(self._actor.forget_lost.remote(self._job_id))
+        except ACTOR_GONE:
+            return False  # the session is gone: its storage may have the job
+        return forgot
 
     def _error(self, exc: RayError) -> BaseException:
         if not is_job_error(exc):

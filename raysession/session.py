@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ from ._session_records import Mode, SessionConfig, session_actor_options
 from ._storage import StoredJob, read_job, read_session
 from .backends._device import isa_target, simulator_of
 from .backends._store import storage_uri
+from .backends._streaks import StreakTerms
 from .backends.base import (
     Ahead,
     Backend,
@@ -36,7 +38,14 @@ from .backends.base import (
     is_backend,
 )
 from .errors import RaySessionError, SessionNotFoundError
-from .job import RuntimeJobV2, connection, stored_job, take_last_grant, take_seen_done
+from .job import (
+    RuntimeJobV2,
+    connection,
+    forget_last_grant,
+    stored_job,
+    take_last_grant,
+    take_seen_done,
+)
 from .options import SessionLimits
 
 logger = get_logger(__name__)
@@ -463,7 +472,12 @@ class Session:
         """
         if self._actor is None:
             raise ended(self._session_id, spec.job_id, self._details_seen.state)
-        last = take_last_grant(self._session_id)
+        taken = take_last_grant(self._session_id)
+        last, streak = (None, None) if taken is None else taken
+        if last is not None and streak is not None and _streak_takes(last, streak, spec):
+            job = self._to_streak(last, streak, spec, job_mode)
+            if job is not None:
+                return job
         ahead = Ahead(last.worker_id) if last is not None and last.goes_ahead(spec) else None
         try:
             seen = take_seen_done(self._session_id)
@@ -502,13 +516,39 @@ class Session:
             tags=spec.tags,
             grant=grant,
         )
-        job._ran_ahead = admission.ran_ahead
+        job._ran_ahead, job._streak = admission.ran_ahead, admission.streak
+        return job
+
+    def _to_streak(
+        self, grant: Grant, streak: StreakTerms, spec: JobSpec, job_mode: bool
+    ) -> RuntimeJobV2 | None:
+        """Send the job to the streak open for this process on ``grant``'s worker (see
+        :mod:`.backends._streaks`): no call to the session actor. ``None`` if the worker
+        is gone (the job then goes through the session)."""
+        created = time.time()
+        try:
+            ran, ref = grant.run_streak(spec, streak.streak_id, created)
+        except ACTOR_GONE:
+            return None
+        job = RuntimeJobV2(
+            ref,
+            job_id=spec.job_id,
+            session_id=self._session_id,
+            actor=self._actor,
+            created=created,
+            granted=True,
+            job_mode=job_mode,
+            tags=spec.tags,
+            grant=grant,
+        )
+        job._streak, job._in_streak, job._spec = streak, ran, spec
         return job
 
     def close(self) -> None:
         """Stop accepting jobs; queued and running jobs finish. Idempotent."""
         if connection() != self._made_in or self._actor is None:
             return  # made over an earlier Ray connection, or ended: nothing to close
+        forget_last_grant(self._session_id)  # no job of this process goes to a streak now
         try:
             self._details_seen = ray.get(self._actor.close.remote())
         except ACTOR_GONE:
@@ -518,6 +558,7 @@ class Session:
         """Stop accepting jobs and cancel queued ones; a running job finishes. Idempotent."""
         if connection() != self._made_in or self._actor is None:
             return  # made over an earlier Ray connection, or ended: nothing to cancel
+        forget_last_grant(self._session_id)
         try:
             self._details_seen = ray.get(self._actor.cancel.remote())
         except ACTOR_GONE:
@@ -539,6 +580,43 @@ class Session:
 
     def __hash__(self) -> int:
         return hash(self._session_id)
+
+
+def _streak_takes(grant: Grant, streak: StreakTerms, spec: JobSpec) -> bool:
+    """Whether ``spec`` can go to a streak on ``grant``'s worker: a job that would go
+    ahead there, without a per-job time limit or retries, before the session expires."""
+    expires = streak.expires_at
+    return (
+        grant.goes_ahead(spec)
+        and spec.max_execution_time is None
+        and spec.max_retries == 0
+        and (expires is None or time.time() < expires)
+    )
+
+
+def submit_again(actor: Any, session_id: str, spec: JobSpec) -> ray.ObjectRef[Any]:
+    """Submit ``spec`` to its session as any new job, from this process; returns the ref
+    of its result. (A streak's job whose worker died before the session heard of it.)"""
+    details: SessionDetails = ray.get(actor.details.remote())
+    return Session._attach(session_id, actor, details)._submit(spec)
+
+
+def run_in_session(spec: JobSpec) -> Any:
+    """Submit ``spec`` to its session from this process and wait for its result: a
+    worker does this for a job sent to a streak that had ended (see
+    :mod:`.backends._streaks`).
+
+    Raises:
+        RaySessionError: as ``result()`` of the job raises (``SessionClosedError``, say).
+    """
+    assert spec.session_id is not None
+    try:
+        actor = ray.get_actor(actor_name("session", spec.session_id), namespace=NAMESPACE)
+    except ValueError as exc:
+        raise ended(spec.session_id, spec.job_id, SessionState.CLOSED) from exc
+    job = RuntimeJobV2(submit_again(actor, spec.session_id, spec), job_id=spec.job_id,
+                       session_id=spec.session_id, actor=actor, created=time.time())  # fmt: skip
+    return job.result()
 
 
 def _send_ahead(last: Grant, spec: JobSpec) -> ray.ObjectRef[Any] | None:

@@ -119,10 +119,13 @@ def test_a_sessions_next_small_job_goes_ahead_to_its_last_worker_and_runs_there(
         assert _evs(second) == pytest.approx(-1.0)
         assert second.metrics()["workers"] == first.metrics()["workers"]
         assert second.status() == "DONE"
-        # Only a job submitted just after one of its session's results was read goes
-        # ahead, once: one submitted before is not sent anywhere until it is granted.
+        # Having gone ahead, it opened a streak there (tests/test_streaks.py). Only a job
+        # submitted just after one of its session's results was read goes to that worker,
+        # once: one submitted before is not sent anywhere until it is granted.
+        assert second._streak is not None
         third, fourth = (estimator.run([(bell(False), "ZZ")]) for _ in range(2))
-        assert third._ran_ahead and not fourth._ran_ahead
+        assert third._in_streak is not None
+        assert fourth._in_streak is None and not fourth._ran_ahead
         assert [_evs(third), _evs(fourth)] == pytest.approx([1.0, 1.0])
 
 

@@ -22,8 +22,9 @@ from .._metrics import circuit_cache
 from ..errors import ExecutionTimeoutError, JobFailedError
 from ._aer_exec import AerExecutor
 from ._blob import as_blob
-from ._partition import Kind, PubSpec, join, whole_job
+from ._partition import Kind, PubSpec, chunk_seed, join, whole_job
 from ._store import write_chunk
+from ._streaks import StreakJob, StreakReport, StreakRun, Streaks, StreakTerms
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 # Simulators (one per Aer option set) a worker keeps; a noise model is a few MB at most.
@@ -92,6 +93,28 @@ class ChunkDone:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob
+
+
+def whole_request(
+    spec: Any, sim_key: str, sim_options: bytes | None = None, *, ahead: bool = False
+) -> ChunkRequest:
+    """A whole job (a one-chunk ``JobSpec``) as its one chunk, to run with the Aer options
+    of ``sim_key`` (sent as ``sim_options``, if given); every circuit travels with it."""
+    return ChunkRequest(
+        kind=spec.kind,
+        pubs=list(spec.pubs),
+        seed=chunk_seed(spec.seed, 0, 1),
+        run_options=spec.run_options,
+        job_id=spec.job_id,
+        chunk_index=0,
+        sim_key=sim_key,
+        sim_options=sim_options,
+        circuits=spec.circuits,
+        use_cache=spec.circuit_cache,
+        whole=True,
+        storage=spec.storage,
+        ahead=ahead,
+    )
 
 
 def grant_key(job_id: str, ahead: bool) -> str:
@@ -220,11 +243,13 @@ class AerWorker:
     (:class:`ChunkDone`) instead of running, and the caller resends them, so nothing
     is lost when a worker is replaced or evicts an entry.
 
-    Concurrency: a threaded actor. Chunks run one at a time in the default group;
-    granted jobs (:meth:`run_granted`) wait there for the session's verdict, which
+    Concurrency: a threaded actor. Chunks run one at a time (a lock): those of the
+    default group, and a streak's jobs (:meth:`run_streak`, group ``"streak"``, whose
+    threads may also wait for a job submitted to its session from here). Granted jobs
+    (:meth:`run_granted`) wait in the default group for the session's verdict, which
     :meth:`follow` and :meth:`refuse` give in groups ``"follow"`` and ``"grant"``;
-    :meth:`watch` parks a
-    thread in group ``"watch"`` so the pool learns at once when the process dies, and
+    :meth:`streak_report` answers in ``"follow"``. :meth:`watch` parks a thread in group
+    ``"watch"`` so the pool learns at once when the process dies, and
     :meth:`cache_info` answers in group ``"info"`` while a chunk runs.
     Aer uses ``num_cpus`` OpenMP threads (``max_parallel_threads``), whatever Ray's
     accounting says. Called by: the pool (start, watch) and by the backend code that
@@ -248,6 +273,9 @@ class AerWorker:
         self._simulator_builds = 0
         self._stopped = threading.Event()
         self._granted = _Granted()
+        self._streaks = Streaks()
+        # Chunks run one at a time: those of the default group, and jobs of a streak.
+        self._one_at_a_time = threading.Lock()
 
     def worker_id(self) -> str:
         """This worker's id (its Ray actor name); answers once the worker has started."""
@@ -280,14 +308,24 @@ class AerWorker:
         self._granted.give(key, _REFUSE)
 
     @ray.method(concurrency_group="follow")  # type: ignore[misc]
-    def follow(self, key: str, deadline: float | None) -> ChunkDone:
+    def follow(
+        self,
+        key: str,
+        deadline: float | None,
+        streak: StreakTerms | None = None,
+        sim_key: str = "",
+    ) -> ChunkDone:
         """Run the granted job ``key`` (see :func:`grant_key`) here (its chunk comes from
         its submitter, see :meth:`run_granted`) and return its :class:`ChunkDone` once it
         ran: the session actor's way to follow it. ``refused`` if the chunk never came.
+        ``streak``: open a streak here for the job's submitter (see :mod:`._streaks`),
+        whose jobs run with the Aer options of ``sim_key`` (the granted job's).
 
         Raises:
             JobFailedError, ExecutionTimeoutError: as the chunk raised them.
         """
+        if streak is not None:  # before the job runs: its submitter's next one may come
+            self._streaks.open(streak, sim_key)
         outcome, store = self._granted.follow(key, deadline)
         if store is not None:  # before the session hears of it: its record says where
             place = store()
@@ -296,6 +334,50 @@ class AerWorker:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    @ray.method(concurrency_group="follow")  # type: ignore[misc]
+    def streak_report(self, streak_id: str, end: bool, wait: bool) -> StreakReport:
+        """The jobs the streak ran since the session last asked (see
+        :meth:`._streaks.Streaks.report`): the session actor's way to follow a streak."""
+        return self._streaks.report(streak_id, end=end, wait=wait)
+
+    @ray.method(concurrency_group="streak", num_returns=2)  # type: ignore[misc]
+    def run_streak(self, job: StreakJob) -> tuple[bool, PrimitiveResult[PubResult]]:
+        """Run a job of a streak (see :mod:`._streaks`) here at once, and return its
+        result; a job whose streak ended is submitted to its session from here instead
+        (it then runs as any job of the session, and this returns that run's result).
+
+        Returns:
+            Whether the job ran in the streak, and its result.
+
+        Raises:
+            JobFailedError: as :meth:`run_chunk`; and whatever the session raises for a
+                job submitted from here (``SessionClosedError``, say).
+        """
+        spec, streak_id = job.spec, job.streak_id
+        run = StreakRun(spec.job_id, job.created, spec.tags, spec.kind, spec.seed)
+        sim_key = self._streaks.begin(streak_id, run)
+        if sim_key is not None:
+            request = whole_request(spec, sim_key)
+            try:
+                done, value = self._run(request, None, store=False)
+            except BaseException as exc:
+                run.error = exc
+                self._streaks.end(streak_id, run)
+                raise
+            if not done.missing:
+                run.worker_id, run.execution_s = self._id, done.execution_s
+                if spec.storage is not None:
+                    run.store = functools.partial(
+                        write_chunk, spec.storage, spec.job_id, 0, value
+                    )
+                self._streaks.end(streak_id, run)
+                assert isinstance(value, PrimitiveResult)
+                return True, value
+            self._streaks.end(streak_id, None)  # not run: it goes to the session
+        from ..session import run_in_session  # the session's client, as a submitter's
+
+        return False, run_in_session(spec)
 
     def run_granted(self, request: ChunkRequest) -> PrimitiveResult[PubResult] | None:
         """Run a whole job its session granted this worker, once the session's verdict
@@ -391,6 +473,12 @@ class AerWorker:
                 f"{request.chunk_index} was not started.",
                 job_id=request.job_id,
             )
+        with self._one_at_a_time:
+            return self._run_now(request, store)
+
+    def _run_now(
+        self, request: ChunkRequest, store: bool
+    ) -> tuple[ChunkDone, list[PubResult] | PrimitiveResult[PubResult] | None]:
         started = time.perf_counter()
         executor = self._executor(request)
         pubs = [(pub, self._circuit(pub.circuit_key, request)) for pub in request.pubs]

@@ -194,6 +194,18 @@ class PoolActor:
         self._publish_busy(shape)
         return Lease(idle.worker_id, self._served[client])
 
+    async def others_wait(self, shape: Shape, client: str) -> bool:
+        """Whether a client other than ``client`` waits for a worker of ``shape`` (one
+        that holds a worker between jobs, a streak say, then gives it back)."""
+        queues = self._waiting.get(shape)
+        if not queues:
+            return False
+        return any(
+            any(not w.future.done() for w in queue)
+            for waiting, queue in queues.items()
+            if waiting != client
+        )
+
     async def release(self, worker_id: str) -> None:
         """Give a leased worker back; it serves the next waiter or goes idle."""
         worker = self._workers.get(worker_id)
@@ -489,7 +501,7 @@ class PoolActor:
         else:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
         actor_cls: Any = ray.remote(
-            concurrency_groups={"watch": 1, "info": 1, "grant": 1, "follow": 4}
+            concurrency_groups={"watch": 1, "info": 1, "grant": 1, "follow": 4, "streak": 4}
         )(  # type: ignore[call-overload]
             AerWorker
         )

@@ -25,10 +25,11 @@ from .._env import env_count
 from .._log import get_logger, ids
 from ..errors import BackendUnavailableError, WorkerLostError
 from . import _pool_client as client
-from ._aer_worker import ChunkDone, ChunkRequest, grant_key
+from ._aer_worker import ChunkDone, ChunkRequest, grant_key, whole_request
 from ._blob import as_blob
 from ._partition import PubShape, PubSpec, chunk_pubs, chunk_seed, plan
 from ._pool_protocol import Lease, Shape
+from ._streaks import StreakJob, StreakReport, StreakTerms
 from .base import Ahead, BackendRun, Delivery, Grant, JobSpec, JoinPlan
 
 logger = get_logger(__name__)
@@ -89,22 +90,18 @@ class AerGrant:
         the same worker before its admission; it waits there for the session's verdict."""
         return self._send(spec, ahead=True)
 
+    def run_streak(
+        self, spec: JobSpec, streak_id: str, created: float
+    ) -> tuple[ray.ObjectRef[bool], ray.ObjectRef[Any]]:
+        """Send a job of the streak this grant opened (one :meth:`goes_ahead` takes) to
+        the worker, to run there at once (see :mod:`._streaks`); returns the refs of
+        whether it ran in the streak and of its result, owned by the caller."""
+        worker = client.handle(self.worker_id)
+        ran, result = worker.run_streak.remote(StreakJob(spec, streak_id, created))
+        return ran, result
+
     def _send(self, spec: JobSpec, *, ahead: bool) -> ray.ObjectRef[Any]:
-        request = ChunkRequest(
-            kind=spec.kind,
-            pubs=list(spec.pubs),
-            seed=chunk_seed(spec.seed, 0, 1),
-            run_options=spec.run_options,
-            job_id=spec.job_id,
-            chunk_index=0,
-            sim_key=self.sim_key,
-            sim_options=self.sim_options,
-            circuits=spec.circuits,
-            use_cache=spec.circuit_cache,
-            whole=True,
-            storage=spec.storage,
-            ahead=ahead,
-        )
+        request = whole_request(spec, self.sim_key, self.sim_options, ahead=ahead)
         ref: ray.ObjectRef[Any] = client.handle(self.worker_id).run_granted.remote(request)
         return ref
 
@@ -577,9 +574,12 @@ class AerBackend(BackendV2):  # type: ignore[misc]
         plain = not spec.aer_options
         return AerGrant(lease, sim_key, sim_bytes if ship else None, deadline, plain)
 
-    async def follow(self, grant: Grant, job_id: str, ahead: bool) -> ChunkDone:
+    async def follow(
+        self, grant: Grant, job_id: str, ahead: bool, streak: StreakTerms | None = None
+    ) -> ChunkDone:
         """Let the granted job run on its worker and wait until it ran there; ``refused``
-        if it never came (see :class:`._aer_worker._Granted`).
+        if it never came (see :class:`._aer_worker._Granted`). ``streak``: open a streak
+        on the worker for the job's submitter first (see :mod:`._streaks`).
 
         Raises:
             RayActorError: the worker died.
@@ -587,8 +587,32 @@ class AerBackend(BackendV2):  # type: ignore[misc]
         """
         assert isinstance(grant, AerGrant)
         worker = client.handle(grant.worker_id)
-        done: ChunkDone = await worker.follow.remote(grant_key(job_id, ahead), grant.deadline)
+        key = grant_key(job_id, ahead)
+        done: ChunkDone = await worker.follow.remote(key, grant.deadline, streak, grant.sim_key)
         return done
+
+    async def streak_report(
+        self, grant: Grant, streak_id: str, *, end: bool, wait: bool, client_id: str
+    ) -> tuple[StreakReport, bool]:
+        """The report of the streak open on ``grant``'s worker (see
+        :meth:`._streaks.Streaks.report`), and whether a client other than ``client_id``
+        (the session) waits for a worker of this backend's shape: the streak should then
+        give its worker back.
+
+        Raises:
+            RayActorError: the worker died.
+        """
+        assert isinstance(grant, AerGrant)
+        worker = client.handle(grant.worker_id)
+        asked = worker.streak_report.remote(streak_id, end, wait)
+        waiting = False
+        if not end:
+            try:
+                waiting = await client.pool().others_wait.remote(self._shape, client_id)
+            except RayActorError:
+                waiting = False  # the pool exited while idle: nobody waits
+        report: StreakReport = await asked
+        return report, waiting
 
     def refuse(self, ahead: Ahead, job_id: str) -> None:
         """Tell the worker of a job sent ahead to return it unrun."""

@@ -9,6 +9,7 @@ import ray
 
 from ._blob import as_blob
 from ._partition import Chunk, Kind, PubShape, PubSpec
+from ._streaks import StreakReport, StreakTerms
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,15 @@ class Grant(Protocol):
         if not)."""
         ...
 
+    def run_streak(
+        self, spec: JobSpec, streak_id: str, created: float
+    ) -> tuple[ray.ObjectRef[bool], ray.ObjectRef[Any]]:
+        """Send a job of the streak this grant opened (see
+        :mod:`raysession.backends._streaks`) to the grant's worker, to run there at once;
+        returns the refs of whether it ran in the streak (else the worker submitted it to
+        the session) and of its result, owned by the caller."""
+        ...
+
 
 @dataclass(frozen=True)
 class Ahead:
@@ -236,14 +246,29 @@ class Backend(Protocol):
         free), or ``None``."""
         ...
 
-    async def follow(self, grant: Grant, job_id: str, ahead: bool) -> Any:
+    async def follow(
+        self, grant: Grant, job_id: str, ahead: bool, streak: StreakTerms | None = None
+    ) -> Any:
         """Let a granted job run on its worker (once its submitter's chunk is there) and
         return its completion record once it ran, for :meth:`completed`. ``ahead``: its
-        chunk went ahead of its admission.
+        chunk went ahead of its admission. ``streak``: open a streak on the worker for the
+        job's submitter first (see :mod:`raysession.backends._streaks`).
 
         Raises:
             RayActorError: the worker died.
             RayTaskError: the job failed (its cause says why).
+        """
+        ...
+
+    async def streak_report(
+        self, grant: Grant, streak_id: str, *, end: bool, wait: bool, client_id: str
+    ) -> tuple[StreakReport, bool]:
+        """What the streak on ``grant``'s worker ran since the last report (``end``:
+        and end it; ``wait``: and wait for its running job), and whether a client other
+        than ``client_id`` waits for a worker (the streak should then end).
+
+        Raises:
+            RayActorError: the worker died.
         """
         ...
 
