@@ -21,7 +21,7 @@ from ray.exceptions import RayActorError
 
 from ._failures import classify
 from ._log import get_logger
-from ._messages import JobStatus
+from ._messages import JobAttempt, JobStatus
 from ._session_records import JobRecord
 from ._session_runs import JobRuns
 from .backends._streaks import STREAK_IDLE_S, STREAK_PULL_S, StreakRun, StreakTerms
@@ -127,6 +127,7 @@ class SessionStreaks(JobRuns):
         job.seed, job.tags, job.kind, job.planned_chunks = run.seed, run.tags, run.kind, 1
         job.granted = job.delivered = True  # its submitter has the result
         job.status, job.running = JobStatus.RUNNING, run.started
+        job.attempts.append(JobAttempt(attempt=1, started=run.started))  # closed at its end
         self._jobs[job.job_id] = job
         streak.jobs[job.job_id] = job
         self._metrics.submitted()

@@ -64,6 +64,7 @@ def test_a_loop_of_small_jobs_runs_in_a_streak_and_the_session_records_each_in_o
         assert {info.status for info in infos} == {"DONE"}
         last = jobs[-1].metrics()
         assert set(last["workers"]) == workers and last["sequence"] == 11
+        assert last["num_attempts"] == 1 and last["attempts"][0]["finished"] is not None
         assert last["timestamps"]["running"] <= last["timestamps"]["finished"]
         assert jobs[-1].status() == "DONE"
 

@@ -30,7 +30,6 @@ import collections
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,16 +86,9 @@ class StreakRun:
     worker_id: str = ""
     execution_s: float = 0.0
     place: str = ""
-    """Where storage holds its result (see ``._store``), once written."""
+    """Where storage holds its result (see ``._store``), if it stored one."""
     error: BaseException | None = None
     """What it raised, if it failed (its handle raised it too)."""
-    store: Callable[[], str] | None = field(default=None, repr=False)
-    """The write of its result to storage, made when the report leaves (see
-    :meth:`Streaks.report`); returns the place."""
-
-    def sent(self) -> StreakRun:
-        """A copy to send (without the write, which does not pickle)."""
-        return dataclasses.replace(self, store=None)
 
 
 @dataclass(frozen=True)
@@ -184,8 +176,8 @@ class Streaks:
             self._changed.notify_all()
 
     def report(self, streak_id: str, *, end: bool, wait: bool) -> StreakReport:
-        """The jobs the streak ran since the last report (their results written to
-        storage first, so their records can say where).
+        """The jobs the streak ran since the last report (each written to storage, if
+        the session stores results, as it ended).
 
         Args:
             end: End the streak: it takes no job after this.
@@ -204,11 +196,8 @@ class Streaks:
             if wait:
                 self._changed.wait_for(lambda: streak.running is None)
             runs, streak.runs = streak.runs, []
-            running = None if streak.running is None else streak.running.sent()
+            # A copy: its thread fills the job in when it ends, perhaps while this pickles.
+            running = None if streak.running is None else dataclasses.replace(streak.running)
             if streak.closed and running is None:
                 self._bury(streak_id)
-            is_open = not streak.closed
-        for run in runs:
-            if run.store is not None:
-                run.place, run.store = run.store(), None
-        return StreakReport(tuple(runs), running, is_open)
+            return StreakReport(tuple(runs), running, not streak.closed)

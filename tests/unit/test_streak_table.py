@@ -22,7 +22,7 @@ def _opened(expires_at: float | None = None) -> Streaks:
     return table
 
 
-def test_an_open_streak_takes_one_job_at_a_time_and_reports_it_once_with_its_place():
+def test_an_open_streak_takes_one_job_at_a_time_and_reports_it_once():
     table = _opened()
     first = _run("j1")
     assert table.begin("s1", first) == "sim-key"
@@ -30,13 +30,12 @@ def test_an_open_streak_takes_one_job_at_a_time_and_reports_it_once_with_its_pla
     report = table.report("s1", end=False, wait=False)
     assert report.open and report.running is not None and report.running.job_id == "j1"
     assert report.runs == ()
-    first.store = lambda: "segment:0:10"
-    first.worker_id, first.execution_s = "aer-1", 0.5
+    first.place, first.worker_id, first.execution_s = "segment:0:10", "aer-1", 0.5
     table.end("s1", first)
     report = table.report("s1", end=False, wait=False)
     assert [run.job_id for run in report.runs] == ["j1"]
     ran = report.runs[0]
-    assert ran.place == "segment:0:10" and ran.store is None and ran.finished is not None
+    assert ran.place == "segment:0:10" and ran.finished is not None
     assert ran.started <= ran.finished and ran.worker_id == "aer-1"
     assert report.running is None and report.open
     assert table.report("s1", end=False, wait=False).runs == ()  # reported once
