@@ -24,7 +24,13 @@ from ._log import get_logger
 from ._messages import JobAttempt, JobStatus
 from ._session_records import JobRecord
 from ._session_runs import JobRuns
-from .backends._streaks import STREAK_IDLE_S, STREAK_PULL_S, StreakRun, StreakTerms
+from .backends._streaks import (
+    STREAK_IDLE_S,
+    STREAK_PULL_S,
+    StreakReport,
+    StreakRun,
+    StreakTerms,
+)
 from .backends.base import Delivery, Grant, JobSpec
 from .errors import ResultUnavailableError
 
@@ -101,13 +107,7 @@ class SessionStreaks(JobRuns):
             if self._streak is not streak:
                 return  # ended meanwhile
             try:
-                report, others_wait = await self._backend.streak_report(
-                    streak.grant,
-                    streak.terms.streak_id,
-                    end=end,
-                    wait=False,
-                    client_id=self._config.session_id,
-                )
+                report, others_wait = await self._report(streak, end=end, wait=False)
             except RayActorError:
                 self._streak_lost(streak)
                 return
@@ -116,6 +116,18 @@ class SessionStreaks(JobRuns):
             running = None if report.running is None else self._streak_job(streak, report.running)
             if end or not report.open or others_wait:
                 self._close_streak(streak, running)
+
+    async def _report(
+        self, streak: OpenStreak, *, end: bool, wait: bool
+    ) -> tuple[StreakReport, bool]:
+        """Ask the streak's worker what it ran (see ``Backend.streak_report``)."""
+        return await self._backend.streak_report(
+            streak.grant,
+            streak.terms.streak_id,
+            end=end,
+            wait=wait,
+            client_id=self._config.session_id,
+        )
 
     def _streak_job(self, streak: OpenStreak, run: StreakRun) -> JobRecord:
         """The record of a job of the streak: made (and numbered) when first heard of."""
@@ -162,13 +174,7 @@ class SessionStreaks(JobRuns):
         """Follow the last job of an ended streak, running on its worker, to its end."""
         stop = lost = False
         try:
-            report, _ = await self._backend.streak_report(
-                streak.grant,
-                streak.terms.streak_id,
-                end=True,
-                wait=True,
-                client_id=self._config.session_id,
-            )
+            report, _ = await self._report(streak, end=True, wait=True)
             for run in report.runs:
                 if run.job_id in streak.jobs:
                     self._streak_ended(streak, run)
