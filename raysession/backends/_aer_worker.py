@@ -367,9 +367,10 @@ class AerWorker:
                 raise
             if not done.missing:
                 run.worker_id, run.execution_s = self._id, done.execution_s
-                if spec.storage is not None:  # a few µs now, not a burst with the report
-                    run.place = write_chunk(spec.storage, spec.job_id, 0, value)
-                self._streaks.end(streak_id, run)
+                store = None
+                if spec.storage is not None:
+                    store = functools.partial(write_chunk, spec.storage, spec.job_id, 0, value)
+                self._streaks.end(streak_id, run, store)
                 assert isinstance(value, PrimitiveResult)
                 return True, value
             self._streaks.end(streak_id, None)  # not run: it goes to the session

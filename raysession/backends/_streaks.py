@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
+import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +47,10 @@ STREAK_IDLE_S = 2.0
 STREAK_UNPULLED_S = 2.0
 # Ended streaks a worker remembers (so that one ended before it opened never opens).
 _ENDED_KEPT = 4096
+# Most a report waits for the stored copies of the jobs it reports.
+_WRITE_WAIT_S = 30.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,8 @@ class _Streak:
     closed: bool = False
     running: StreakRun | None = None
     runs: list[StreakRun] = field(default_factory=list)
+    unwritten: int = 0
+    """Runs in ``runs`` whose stored copies are still being written."""
 
     def usable(self, now: float) -> bool:
         expires = self.terms.expires_at
@@ -131,6 +140,10 @@ class Streaks:
         self._streaks: dict[str, _Streak] = {}
         self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
         """Streaks that ended here (or were ended before they opened), newest last."""
+        self._writes: queue.SimpleQueue[tuple[_Streak, StreakRun, Callable[[], str]]] = (
+            queue.SimpleQueue()
+        )
+        self._writer: threading.Thread | None = None
 
     def open(self, terms: StreakTerms, sim_key: str) -> None:
         """Open a streak (the session granted its first job here) whose jobs run with the
@@ -163,8 +176,14 @@ class Streaks:
             run.started = time.time()
             return streak.sim_key
 
-    def end(self, streak_id: str, run: StreakRun | None) -> None:
-        """The streak's running job ended (``run``, filled in), or did not run (``None``)."""
+    def end(
+        self, streak_id: str, run: StreakRun | None, store: Callable[[], str] | None = None
+    ) -> None:
+        """The streak's running job ended (``run``, filled in), or did not run (``None``).
+
+        ``store`` writes the job's result to storage and returns its place: a thread of
+        this table makes the write, off the job's path (its result is on its way to its
+        submitter), one job at a time (no burst); the report waits for it."""
         with self._changed:
             streak = self._streaks.get(streak_id)
             if streak is None:
@@ -173,11 +192,32 @@ class Streaks:
             if run is not None:
                 run.finished = time.time()
                 streak.runs.append(run)
+                if store is not None:
+                    streak.unwritten += 1
+                    self._writes.put((streak, run, store))
+                    if self._writer is None:
+                        self._writer = threading.Thread(
+                            target=self._write_forever, name="streak-writer", daemon=True
+                        )
+                        self._writer.start()
             self._changed.notify_all()
 
+    def _write_forever(self) -> None:
+        while True:
+            streak, run, store = self._writes.get()
+            try:
+                place = store()
+            except Exception:  # the job ran and its submitter has it: no stored copy
+                logger.warning("job %s: its result was not stored", run.job_id, exc_info=True)
+                place = ""
+            with self._changed:
+                run.place = place
+                streak.unwritten = max(0, streak.unwritten - 1)
+                self._changed.notify_all()
+
     def report(self, streak_id: str, *, end: bool, wait: bool) -> StreakReport:
-        """The jobs the streak ran since the last report (each written to storage, if
-        the session stores results, as it ended).
+        """The jobs the streak ran since the last report (their results written to
+        storage first, if the session stores results, so their records say where).
 
         Args:
             end: End the streak: it takes no job after this.
@@ -195,7 +235,9 @@ class Streaks:
                 streak.closed = True
             if wait:
                 self._changed.wait_for(lambda: streak.running is None)
+            self._changed.wait_for(lambda: streak.unwritten == 0, _WRITE_WAIT_S)
             runs, streak.runs = streak.runs, []
+            streak.unwritten = 0  # (a write still unfinished after the wait: reported without)
             # A copy: its thread fills the job in when it ends, perhaps while this pickles.
             running = None if streak.running is None else dataclasses.replace(streak.running)
             if streak.closed and running is None:

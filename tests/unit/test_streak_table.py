@@ -96,3 +96,37 @@ def test_an_idle_or_unasked_streak_ends(monkeypatch, limit):
     monkeypatch.undo()
     assert table.begin("s1", _run()) is None  # ended, not paused
     assert not table.report("s1", end=False, wait=False).open
+
+
+def test_a_jobs_stored_copy_is_written_off_its_path_and_its_report_waits_for_it():
+    table = _opened()
+    written = threading.Event()
+    release = threading.Event()
+
+    def store() -> str:
+        release.wait(5)
+        written.set()
+        return "segment:3:4"
+
+    run = _run("j1")
+    assert table.begin("s1", run) == "sim-key"
+    table.end("s1", run, store)  # returns at once: the write is another thread's
+    assert not written.is_set()
+    assert table.begin("s1", _run("j2")) == "sim-key"  # the next job need not wait
+    table.end("s1", None)
+    release.set()
+    report = table.report("s1", end=False, wait=False)
+    assert written.is_set() and [r.place for r in report.runs] == ["segment:3:4"]
+
+
+def test_a_failed_write_leaves_the_job_reported_without_a_place():
+    table = _opened()
+    run = _run("j1")
+    table.begin("s1", run)
+
+    def store() -> str:
+        raise OSError("disk full")
+
+    table.end("s1", run, store)
+    report = table.report("s1", end=False, wait=False)
+    assert [(r.job_id, r.place) for r in report.runs] == [("j1", "")]
