@@ -234,7 +234,6 @@ class SessionActor(SessionStreaks):
         await self._sync_streak()
         if self._streak is not None and job_id in self._streak.jobs:
             await self._end_streak()  # its running job is followed as any: it can stop
-            await asyncio.sleep(0)  # and the following has started (it stops the worker)
         job = self._jobs.get(job_id)
         if job is None or job.status.is_final:
             return False

@@ -14,6 +14,7 @@ followed as any running job (cancel and all).
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -168,33 +169,43 @@ class SessionStreaks(JobRuns):
             self._pump()
             return
         self._last_of[running.job_id] = streak
-        running.task = asyncio.get_running_loop().create_task(self._follow_last(streak, running))
+        task = asyncio.get_running_loop().create_task(self._follow_last(streak, running))
+        task.add_done_callback(functools.partial(self._last_ended, streak, running))
+        running.task = task
 
     async def _follow_last(self, streak: OpenStreak, job: JobRecord) -> Delivery:
-        """Follow the last job of an ended streak, running on its worker, to its end."""
-        stop = lost = False
+        """Follow the last job of an ended streak, running on its worker, to its end (what
+        then becomes of the job and the worker: :meth:`_last_ended`)."""
         try:
             report, _ = await self._report(streak, end=True, wait=True)
-            for run in report.runs:
-                if run.job_id in streak.jobs:
-                    self._streak_ended(streak, run)
-            lost = job.job_id in streak.jobs  # the worker does not know it: it did not run
-        except asyncio.CancelledError:  # cancel_job (the worker is stopped), or forget_lost
-            stop = job.job_id in streak.jobs
-            lost = not stop  # forget_lost: its submitter saw the worker die
-            if stop:
-                self._end(job, JobStatus.CANCELLED)
-            raise
         except RayActorError:
-            lost = True
-        finally:
-            self._last_of.pop(job.job_id, None)
-            if lost:
-                self._forget(streak)  # (a no-op after forget_lost)
-            self._backend.release(streak.spec, streak.grant, stop=stop, lost=lost)
-            self._num_running -= 1
-            self._pump()
+            return Delivery([])  # its worker died
+        for run in report.runs:
+            if run.job_id in streak.jobs:
+                self._streak_ended(streak, run)
         return Delivery([])
+
+    def _last_ended(self, streak: OpenStreak, job: JobRecord, task: asyncio.Task[Delivery]) -> None:
+        """The following of a streak's last job ended, however it ended: a done callback,
+        so it runs even for a following cancelled before it began.
+
+        Cancelled while the job is still the streak's: ``cancel_job`` (its worker is
+        stopped). Cancelled after ``forget_lost`` forgot the job, or ended with the job
+        still the streak's (its worker died, or never knew it): its worker is lost."""
+        self._last_of.pop(job.job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("session %s: following job %s failed: %s", self._config.session_id,
+                           job.job_id, task.exception(), **self._ids)  # fmt: skip
+        ours = job.job_id in streak.jobs
+        stop = task.cancelled() and ours
+        lost = not stop and (ours or task.cancelled())
+        if stop:
+            self._end(job, JobStatus.CANCELLED)
+        elif lost:
+            self._forget(streak)  # (a no-op after forget_lost)
+        self._backend.release(streak.spec, streak.grant, stop=stop, lost=lost)
+        self._num_running -= 1
+        self._pump()
 
     def _streak_lost(self, streak: OpenStreak) -> None:
         """The open streak's worker died: it ends, and its jobs not heard of as finished
@@ -233,6 +244,5 @@ class SessionStreaks(JobRuns):
             job = streak.jobs[job_id]
             self._forget(streak, job_id)
             if job.task is not None:  # the last job of an ended streak: stop following it
-                await asyncio.sleep(0)  # once the following started (its end frees the slot)
                 job.task.cancel()
         return job_id not in self._jobs
