@@ -8,6 +8,7 @@ creates it) reads them. Slow work is held with a gate the test opens (``tests.he
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 from raysession import (
     AerBackend,
     BackendUnavailableError,
+    Batch,
     EstimatorV2,
     JobFailedError,
     SamplerV2,
@@ -277,6 +279,59 @@ def test_a_small_job_of_another_session_waits_about_one_chunk_of_a_sweep():
         result = job_a.result(timeout=120)
     expected = AerEstimatorV2().run([(circuit, obs, sweep_pub[2])]).result()[0].data.evs
     np.testing.assert_allclose(result[0].data.evs, expected, atol=1e-12)
+
+
+def _gated_bell_jobs(estimator: EstimatorV2, gate_name: str, count: int) -> list:
+    """``count`` Bell jobs, each of which waits at the gate (no circuit cache: each unpickles)."""
+    return [estimator.run([(gated(bell(False), gate_name), "ZZ")]) for _ in range(count)]
+
+
+def _pass_one_at_a_time(gate, jobs: list, until) -> int:
+    """Let the gated ``jobs`` through one by one, a tenth of a second apart, until
+    ``until()`` or all passed; returns how many passed."""
+    passed = 0
+    while passed < len(jobs) and not until():
+        wait_for(lambda done=passed: ray.get(gate.counts.remote())[0] > done)
+        time.sleep(0.1)  # each job holds its worker a tenth of a second
+        gate.allow.remote(1)
+        passed += 1
+    return passed
+
+
+def test_a_batch_keeps_its_worker_for_its_queued_jobs_while_no_other_session_waits():
+    fresh_pool()
+    gate, name = new_gate()
+    backend = AerBackend(num_workers=1)
+    options = {**EXACT, "raysession": {"circuit_cache": False}}
+    with Batch(backend) as batch:
+        jobs = _gated_bell_jobs(EstimatorV2(mode=batch, options=options), name, 10)
+        # Ten jobs of a tenth of a second each, one after another on the one worker: a
+        # second of leasing, four times the quarter second after which a held worker used
+        # to go back to the pool whether or not anybody waited for it.
+        _pass_one_at_a_time(gate, jobs, lambda: False)
+        assert [float(job.result()[0].data.evs) for job in jobs] == [1.0] * 10
+        assert {w for job in jobs for w in workers_of(job)} == {jobs[0].metrics()["workers"][0]}
+        assert pool_status().grants.get(batch.session_id, 0) <= 2
+
+
+def test_a_batch_gives_its_worker_to_another_session_that_waits_within_a_few_jobs():
+    fresh_pool()
+    gate, name = new_gate()
+    backend = AerBackend(num_workers=1)
+    options = {**EXACT, "raysession": {"circuit_cache": False}}
+    with Batch(backend) as batch, Session(backend) as other:
+        jobs = _gated_bell_jobs(EstimatorV2(mode=batch, options=options), name, 30)
+        wait_for(lambda: ray.get(gate.counts.remote())[0] == 1)
+        waiting = EstimatorV2(mode=other, options=EXACT).run([(bell(False), "ZZ")])
+        wait_for(lambda: pool_status().waiting.get(other.session_id) == 1)
+        passed = _pass_one_at_a_time(gate, jobs, waiting.in_final_state)
+        assert float(waiting.result()[0].data.evs) == pytest.approx(1.0)
+        # It waited for a few of the batch's jobs (about a quarter second of them), not
+        # for the batch's queue.
+        assert passed <= 10
+        assert sum(job.in_final_state() for job in jobs) <= 10
+        gate.allow.remote(100)
+        assert [float(job.result(timeout=120)[0].data.evs) for job in jobs] == [1.0] * 30
 
 
 # ------------------------------------------------------------------ nothing hangs

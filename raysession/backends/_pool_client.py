@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +36,14 @@ _sent: collections.OrderedDict[str, collections.OrderedDict[str, None]] = collec
 _handles: collections.OrderedDict[str, Any] = collections.OrderedDict()
 
 
-# A worker that finished a whole job is kept this long for the same session's next job,
-# and at most _STICKY_S after the pool granted it; other sessions wait at most that long.
+# A worker that finished a whole job is kept this long for the same session's next job.
+# Once _STICKY_S have passed since the pool granted it, it is kept only while the pool's
+# answer to "does another client wait for this shape?" (asked at most every _STICKY_S,
+# trusted for twice that) is no: other sessions wait about _STICKY_S at most.
 _HOLD_S = 0.05
 _STICKY_S = 0.25
+# (shape, client) pairs whose last answer this process remembers.
+_TRACKED_CONTENTION = 1024
 
 
 @dataclass
@@ -54,12 +59,29 @@ _held: dict[tuple[str, str], list[_Held]] = {}
 _granted: dict[str, float] = {}
 
 
-def hold(client: str, backend_id: str, lease: Lease) -> None:
+@dataclass
+class _Contention:
+    """The pool's last answer to whether a client other than this one waits for a shape."""
+
+    others_wait: bool = True
+    asked: float = -math.inf
+    """Loop time of the question (not of the answer); -inf: never asked."""
+    asking: bool = False
+
+
+_contention: collections.OrderedDict[tuple[Shape, str], _Contention] = collections.OrderedDict()
+
+
+def hold(client: str, backend_id: str, lease: Lease, shape: Shape) -> None:
     """Keep a worker that just ran a whole job for a moment: the next job of the same
-    session usually follows at once, and then needs no lease round trip."""
+    session usually follows at once, and then needs no lease round trip. Past
+    ``_STICKY_S`` after its grant it is kept only while no other client waits for a
+    worker of its shape (a Batch's queued jobs keep their workers; a session that waits
+    gets one within about ``_STICKY_S``)."""
     loop = asyncio.get_running_loop()
-    granted = _granted.get(lease.worker_id, loop.time())
-    if loop.time() - granted >= _STICKY_S:
+    now = loop.time()
+    granted = _granted.get(lease.worker_id, now)
+    if now - granted >= _STICKY_S and _others_may_wait(shape, client, now):
         give_back(lease)
         return
     key = (client, backend_id)
@@ -81,6 +103,39 @@ def take_held(client: str, backend_id: str, prefer: str | None = None) -> Lease 
     if held.timer is not None:
         held.timer.cancel()
     return held.lease
+
+
+def _others_may_wait(shape: Shape, client: str, now: float) -> bool:
+    """Whether another client may wait for a worker of ``shape``: the pool's last answer
+    while it is under ``2 * _STICKY_S`` old, else yes. Asks again (in the background)
+    once the answer is ``_STICKY_S`` old."""
+    known = _ask_others_wait(shape, client, now)
+    return known.others_wait or now - known.asked >= 2 * _STICKY_S
+
+
+def _ask_others_wait(shape: Shape, client: str, now: float) -> _Contention:
+    """The last answer for ``(shape, client)``; a new question is on its way to the pool
+    if that answer is ``_STICKY_S`` old or older."""
+    key = (shape, client)
+    known = _contention.get(key)
+    if known is None:
+        known = _contention[key] = _Contention()
+        while len(_contention) > _TRACKED_CONTENTION:
+            _contention.popitem(last=False)
+    _contention.move_to_end(key)
+    if not known.asking and now - known.asked >= _STICKY_S:
+        known.asking, known.asked = True, now
+        asyncio.get_running_loop().create_task(_ask(pool(), shape, client, known))
+    return known
+
+
+async def _ask(found: Any, shape: Shape, client: str, known: _Contention) -> None:
+    try:
+        known.others_wait = bool(await found.others_wait.remote(shape, client))
+    except Exception:  # the pool exited or died: assume somebody waits
+        known.others_wait = True
+    finally:
+        known.asking = False
 
 
 def _release_held(key: tuple[str, str], held: _Held) -> None:
@@ -120,6 +175,7 @@ def reset_pool() -> None:
     _sent.clear()
     _handles.clear()
     _granted.clear()
+    _contention.clear()
     for entries in _held.values():
         for held in entries:
             if held.timer is not None:
@@ -174,6 +230,14 @@ def forget_keys(worker_id: str, keys: tuple[str, ...]) -> None:
             sent.pop(key, None)
 
 
+def _granted_now(lease: Lease, shape: Shape, client: str) -> None:
+    """Note a grant's time; have the pool's answer on contention ready for when the
+    worker's first ``_STICKY_S`` have passed (see :func:`hold`)."""
+    now = asyncio.get_running_loop().time()
+    _granted[lease.worker_id] = now
+    _ask_others_wait(shape, client, now)
+
+
 async def try_acquire(
     client: str, shape: Shape, backend_id: str, cap: int | None, prefer: str | None = None
 ) -> Lease | None:
@@ -194,7 +258,7 @@ async def try_acquire(
                 return None
             continue
         if lease is not None:
-            _granted[lease.worker_id] = asyncio.get_running_loop().time()
+            _granted_now(lease, shape, client)
         return lease
     return None
 
@@ -214,7 +278,7 @@ async def acquire(client: str, shape: Shape, backend_id: str, cap: int | None) -
         ref = found.lease.remote(client, shape, backend_id, cap, request_id, next(_order))
         try:
             lease: Lease = await ref
-            _granted[lease.worker_id] = asyncio.get_running_loop().time()
+            _granted_now(lease, shape, client)
             return lease
         except asyncio.CancelledError:
             found.cancel_lease.remote(request_id)

@@ -542,7 +542,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
                 )
             finally:
                 if keep and hold:
-                    client.hold(spec.session_id or spec.job_id, self._id, lease)
+                    client.hold(spec.session_id or spec.job_id, self._id, lease, self._shape)
                 elif keep:
                     client.give_back(lease)
 
@@ -642,7 +642,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
         if stop or lost:
             client.forget_worker(grant.worker_id)
             return
-        client.hold(spec.session_id or spec.job_id, self._id, grant.lease)
+        client.hold(spec.session_id or spec.job_id, self._id, grant.lease, self._shape)
 
     async def release_session(self, session_id: str) -> None:
         """Free the workers and lease requests of a dead incarnation of a session actor;
