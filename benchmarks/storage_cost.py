@@ -9,7 +9,9 @@ after another cannot resolve at 3%.
 
 * ``w4``: W4's Bell job, sequential (``run(...).result()`` each; a streak);
 * ``w5``: W5's optimizer-loop job of W1's circuit, one parameter set, sequential;
-* ``w3b``: W3b's 40 jobs of 10 sets in a ``Batch`` (one pair: a Batch of each).
+* ``w3b``: W3b's 40 jobs of 10 sets in a ``Batch`` (one pair: a Batch of each);
+* ``w1``: W1's sweep (2000 sets of a 14-qubit ansatz, split across the workers);
+* ``w2``: W2's sampler sweep (the same circuit measured, 2000 sets x 1024 shots).
 
 Prints the medians and means with and without storage, the change, and a bootstrap 95%
 interval of the change of the median.
@@ -36,7 +38,7 @@ from benchmarks.workload import (
     sweep_observable,
     sweep_values,
 )
-from raysession import AerBackend, Batch, EstimatorV2, Session
+from raysession import AerBackend, Batch, EstimatorV2, SamplerV2, Session
 
 EXACT = {"default_precision": 0.0}
 
@@ -52,11 +54,21 @@ def _sessions(backend: AerBackend, store: str, kind: type[Session]) -> dict[str,
     return sessions
 
 
-def sequential(backend: AerBackend, store: str, pub: Callable[[int], tuple], pairs: int):
+def sequential(
+    backend: AerBackend,
+    store: str,
+    pub: Callable[[int], tuple],
+    pairs: int,
+    warm: int = 30,
+    sampler: bool = False,
+):
     """Per-job times (s) of ``pairs`` interleaved sequential jobs, off and on."""
     sessions = _sessions(backend, store, Session)
-    estimators = {k: EstimatorV2(mode=s, options=EXACT) for k, s in sessions.items()}
-    for i in range(30):  # warm: workers, circuits, streaks
+    estimators: dict[str, EstimatorV2 | SamplerV2] = {
+        k: SamplerV2(mode=s) if sampler else EstimatorV2(mode=s, options=EXACT)
+        for k, s in sessions.items()
+    }
+    for i in range(warm):  # warm: workers, circuits, streaks
         for estimator in estimators.values():
             estimator.run([pub(i)]).result()
     times: dict[str, list[float]] = {"off": [], "on": []}
@@ -111,7 +123,7 @@ def report(workload: str, times: dict[str, list[float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=["w4", "w5", "w3b"], default="w4")
+    parser.add_argument("--workload", choices=["w4", "w5", "w3b", "w1", "w2"], default="w4")
     parser.add_argument("--pairs", type=int, default=None)
     args = parser.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
@@ -120,6 +132,18 @@ def main() -> None:
     store = tempfile.mkdtemp(prefix="raysession-storage-cost-")
     if args.workload == "w3b":
         times = batches(backend, store, args.pairs or 12)
+    elif args.workload == "w1":
+        circuit, observable = sweep_circuit(), sweep_observable()
+        values = sweep_values(2000, circuit.num_parameters)
+        times = sequential(
+            backend, store, lambda i: (circuit, observable, values), args.pairs or 6, warm=1
+        )
+    elif args.workload == "w2":
+        circuit = sweep_circuit(measure=True)
+        values = sweep_values(2000, circuit.num_parameters)
+        times = sequential(
+            backend, store, lambda i: (circuit, values, 1024), args.pairs or 6, 1, sampler=True
+        )
     elif args.workload == "w5":
         circuit, observable = sweep_circuit(), sweep_observable()
         values = sweep_values(200, circuit.num_parameters)
