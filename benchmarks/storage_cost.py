@@ -11,7 +11,9 @@ after another cannot resolve at 3%.
 * ``w5``: W5's optimizer-loop job of W1's circuit, one parameter set, sequential;
 * ``w3b``: W3b's 40 jobs of 10 sets in a ``Batch`` (one pair: a Batch of each);
 * ``w1``: W1's sweep (2000 sets of a 14-qubit ansatz, split across the workers);
-* ``w2``: W2's sampler sweep (the same circuit measured, 2000 sets x 1024 shots).
+* ``w2``: W2's sampler sweep (the same circuit measured, 2000 sets x 1024 shots);
+* ``w7``: W7, session B's Bell jobs while session A runs W1's sweep in chunks of 64
+  (one pair: W7 with both sessions off, and with both on; B's median job time).
 
 Prints the medians and means with and without storage, the change, and a bootstrap 95%
 interval of the change of the median.
@@ -107,6 +109,25 @@ def batches(backend: AerBackend, store: str, pairs: int):
     return {name: found[1:] for name, found in times.items()}  # the first pair warms up
 
 
+def beside_a_sweep(backend: AerBackend, store: str, pairs: int):
+    """B's median job time (s) beside A's sweep, per W7 run, off and on."""
+    from benchmarks.raysession_side import two_sessions
+
+    small = (bell_circuit(), bell_observable())
+    circuit = sweep_circuit()
+    sweep = (circuit, sweep_observable(), sweep_values(2000, circuit.num_parameters))
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    order, rng = ["off", "on"], random.Random(1)
+    for _ in range(pairs):
+        rng.shuffle(order)
+        for name in order:
+            os.environ["RAYSESSION_STORAGE"] = "off" if name == "off" else store
+            found = two_sessions(backend, small, sweep, 64, 100, 20)
+            times[name].append(float(np.median(found["beside_per_job_s"])))
+    os.environ.pop("RAYSESSION_STORAGE")
+    return times
+
+
 def report(workload: str, times: dict[str, list[float]]) -> str:
     off, on = np.asarray(times["off"]) * 1e3, np.asarray(times["on"]) * 1e3
     rng = np.random.default_rng(1)
@@ -123,7 +144,7 @@ def report(workload: str, times: dict[str, list[float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=["w4", "w5", "w3b", "w1", "w2"], default="w4")
+    parser.add_argument("--workload", choices=["w4", "w5", "w3b", "w1", "w2", "w7"], default="w4")
     parser.add_argument("--pairs", type=int, default=None)
     args = parser.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
@@ -132,6 +153,8 @@ def main() -> None:
     store = tempfile.mkdtemp(prefix="raysession-storage-cost-")
     if args.workload == "w3b":
         times = batches(backend, store, args.pairs or 12)
+    elif args.workload == "w7":
+        times = beside_a_sweep(backend, store, args.pairs or 6)
     elif args.workload == "w1":
         circuit, observable = sweep_circuit(), sweep_observable()
         values = sweep_values(2000, circuit.num_parameters)
