@@ -52,7 +52,8 @@ _WRITE_WAIT_S = 30.0
 # How long the writer waits after a job ended before it writes the job's stored copy:
 # by then the result has left for its submitter. Woken at once, the writer thread took
 # the GIL from the thread returning the result: +0.1 ms (2-3%) on a tiny job, measured
-# with 3,000 interleaved pairs of jobs with storage on and off; 0.0% with this wait.
+# with 3,000 interleaved pairs of jobs with storage on and off; -0.5% and -1.1% with this
+# wait (benchmarks/storage_cost.py).
 _WRITE_AFTER_S = 0.001
 
 logger = logging.getLogger(__name__)
