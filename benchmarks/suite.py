@@ -94,7 +94,8 @@ def _sweep_rows(
     best_rate = num_sets / times[best]
     ideal_rate = ctx.backend.num_workers * num_sets / times["single_core"]
     rows = [
-        Row.from_rates(f"{label} vs best raw ({best})", ray_rate, best_rate, "sets/s", 0.95),
+        # Issue 8 raised issue 4's 0.95x: the sweeps stay at least 1.05x the best raw config.
+        Row.from_rates(f"{label} vs best raw ({best})", ray_rate, best_rate, "sets/s", 1.05),
         Row.from_rates(
             f"{label} vs {ctx.backend.num_workers} workers x 1 core",
             ray_rate,
