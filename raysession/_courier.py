@@ -55,8 +55,7 @@ class Courier:
         self._in_flight = 0
         self._loop: asyncio.Task[None] | None = None
         self._sessions: OrderedDict[str, Any] = OrderedDict()
-        self._fetched: dict[str, list[str]] = {}
-        """Jobs delivered since their session was last told, by session."""
+        self._fetched = FetchedNotices()
 
     async def deliver(self, session_id: str, job_id: str) -> PrimitiveResult[PubResult]:
         """The job's result, fetched (and joined) from where its workers put it.
@@ -70,9 +69,7 @@ class Courier:
         self._in_flight += 1
         try:
             # The jobs delivered since the last call to this session ride along.
-            delivery: Delivery = await session.result.remote(
-                job_id, self._fetched.pop(session_id, [])
-            )
+            delivery: Delivery = await session.result.remote(job_id, self._fetched.take(session_id))
             if delivery.error is not None:
                 raise delivery.error
             value = await self._fetch(delivery, job_id)
@@ -119,13 +116,11 @@ class Courier:
     def _note_fetched(self, session_id: str, job_id: str) -> None:
         """Tell the session that the job was fetched: with its next ``result`` call from
         here, or after a moment on its own (one call for the jobs fetched meanwhile)."""
-        pending = self._fetched.setdefault(session_id, [])
-        pending.append(job_id)
-        if len(pending) == 1:
+        if self._fetched.note(session_id, job_id):
             asyncio.get_running_loop().call_later(_FETCHED_DELAY_S, self._flush, session_id)
 
     def _flush(self, session_id: str) -> None:
-        job_ids = self._fetched.pop(session_id, None)
+        job_ids = self._fetched.flush(session_id)
         session = self._sessions.get(session_id)
         if job_ids and session is not None:
             session.fetched.remote(job_ids)
@@ -140,6 +135,38 @@ class Courier:
             if self._in_flight == 0 and not self._fetched and not live_session_ids():
                 logger.info("courier exits: no session is live")
                 ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+
+class FetchedNotices:
+    """The jobs a courier fetched, by session, until their session hears of them: with
+    the courier's next ``result`` call there (:meth:`take`), or when the session's timer
+    fires (:meth:`flush`). One timer per session at a time: a list taken along by a call
+    leaves the timer set, and the next list waits for it. (A timer per new list cost a
+    W3b Batch 0.36 ``fetched`` calls per job; one per session, 0.065.)"""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[str]] = {}
+        self._timed: set[str] = set()
+
+    def note(self, session_id: str, job_id: str) -> bool:
+        """Note a fetched job; True if the caller must set the session's timer now."""
+        self._pending.setdefault(session_id, []).append(job_id)
+        if session_id in self._timed:
+            return False
+        self._timed.add(session_id)
+        return True
+
+    def take(self, session_id: str) -> list[str]:
+        """The session's noted jobs, to ride along a call there (its timer stays set)."""
+        return self._pending.pop(session_id, [])
+
+    def flush(self, session_id: str) -> list[str]:
+        """The session's timer fired: its noted jobs, to send in one call."""
+        self._timed.discard(session_id)
+        return self._pending.pop(session_id, [])
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
 
 
 def deliver(session_id: str, job_id: str) -> ray.ObjectRef[PrimitiveResult[PubResult]]:
