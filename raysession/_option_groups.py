@@ -8,7 +8,6 @@ fields a simulator cannot honour are listed by :meth:`OptionGroup.unsupported`.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
@@ -444,8 +443,3 @@ def draw_seed(seed: int | np.random.Generator | None) -> int | None:
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**31))
     return seed
-
-
-def deep_copy(group: OptionGroup) -> Any:
-    """A copy sharing nothing mutable with ``group`` (a job's snapshot of its options)."""
-    return copy.deepcopy(group)
