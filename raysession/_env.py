@@ -112,3 +112,21 @@ def env_duration(name: str, default: str) -> int:
             f"{name}={raw!r} must be a duration of d/h/m/s terms or whole seconds, such as "
             f"{default!r}"
         ) from None
+
+
+def env_switch(name: str, default: bool) -> bool:
+    """On or off from the environment variable ``name``: ``on``/``off`` (also ``1``/``0``,
+    ``true``/``false``, ``yes``/``no``, any case).
+
+    Raises:
+        ValueError: any other value.
+    """
+    raw = _raw(name)
+    if not raw:
+        return default
+    word = raw.lower()
+    if word in ("on", "1", "true", "yes"):
+        return True
+    if word in ("off", "0", "false", "no"):
+        return False
+    raise ValueError(f"{name}={raw!r} must be on or off, such as {'on' if default else 'off'}")

@@ -12,14 +12,22 @@ the job means the job runs again through the backend. A job that opened a streak
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from ray.exceptions import RayActorError
 
 from ._log import get_logger, ids
 from ._session_records import JobRecord
-from .backends.base import Ahead, Backend, Delivery, Grant
+from .backends.base import Ahead, Backend, Delivery, Grant, JobSpec
 
 logger = get_logger(__name__)
+
+
+class Release(Protocol):
+    """Gives a granted job's worker back once the job ended (see ``Backend.release``);
+    the session's own, which keeps the worker for a lane opened on it."""
+
+    def __call__(self, spec: JobSpec, grant: Grant, *, stop: bool, lost: bool) -> None: ...
 
 
 class SentAhead:
@@ -46,7 +54,9 @@ class SentAhead:
             self._backend.refuse(self._ahead, self._job_id)
 
 
-async def follow_granted(job: JobRecord, grant: Grant, backend: Backend) -> Delivery | None:
+async def follow_granted(
+    job: JobRecord, grant: Grant, backend: Backend, release: Release
+) -> Delivery | None:
     """The job's delivery once its granted worker ran it (no refs: its submitter owns
     the result, and storage has a copy), or ``None`` if it must run again through the
     backend (its worker died, lacked a key, or never got it). The grant is released
@@ -82,5 +92,5 @@ async def follow_granted(job: JobRecord, grant: Grant, backend: Backend) -> Deli
         )
     finally:
         if job.streak is None or stop or lost:  # else the streak it opened keeps the worker
-            backend.release(spec, grant, stop=stop, lost=lost)
+            release(spec, grant, stop=stop, lost=lost)
     return None

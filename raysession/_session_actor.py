@@ -16,6 +16,7 @@ from ._log import get_logger, ids
 from ._messages import Admission, JobInfo, JobStatus, SessionDetails
 from ._metrics import SessionMetrics
 from ._queue_limits import JobQueue
+from ._session_lanes import SessionLanes
 from ._session_records import (
     JobRecord,
     SessionConfig,
@@ -24,7 +25,6 @@ from ._session_records import (
     prune,
     rejection,
 )
-from ._session_streaks import SessionStreaks
 from .backends.base import Ahead, Backend, Delivery, JobSpec
 from .errors import RaySessionError
 
@@ -36,7 +36,7 @@ GRANTED_JOURNAL_DELAY_S = 0.05
 _SETTLE_WAIT_S = 5.0
 
 
-class SessionActor(SessionStreaks):
+class SessionActor(SessionLanes):
     """Owns one session: its state, FIFO queue, deadlines and job records.
 
     Concurrency: an async actor; every method runs on one event loop, so the state
@@ -65,6 +65,10 @@ class SessionActor(SessionStreaks):
     straight to the worker, and the actor hears of them in batches
     (:mod:`._session_streaks`). Every answer that reads the jobs hears of them first.
 
+    Lanes: a Batch's job that would queue while its workers are busy may wait at one of
+    them instead, sent there by its submitter; the actor hears what started and ended
+    there in batches too (:mod:`._session_lanes`).
+
     Called by :class:`~raysession.Session` and job handles; calls only its backend.
     """
 
@@ -85,6 +89,7 @@ class SessionActor(SessionStreaks):
         self._ids = ids(config.session_id)  # on every log record (see ._log)
         self._streak = None
         self._last_of = {}
+        self._lanes = {}
         self._resumed = asyncio.Event()
         self._resumed.set()
         with warnings.catch_warnings():  # Ray's property reads a deprecated one inside
@@ -158,11 +163,12 @@ class SessionActor(SessionStreaks):
         # of it, unless it is granted a worker. Its submitter then runs it and owns its
         # result whatever happens here, and it is journalled only if it is still running
         # after GRANTED_JOURNAL_DELAY_S (most granted jobs are done by then: no GCS write).
-        if self._queue or self._num_running >= self._capacity():
+        if self._queue or self._num_running >= self._capacity() or self._lane_idle():
+            lane = self._to_lane(job)  # a Batch's job may wait at a busy worker instead
             self._queue.append(job)
             self._poke()
             await self._durable.accept(job)
-            return Admission(job.created)
+            return Admission(job.created, lane)
         deadline = self._begin(job)
         try:
             grant = await self._backend.reserve(spec, deadline, ahead.worker_id)
@@ -183,6 +189,7 @@ class SessionActor(SessionStreaks):
         streak = None
         if grant is not None:
             job.granted, job.ran_ahead = True, ahead.take(grant)
+            self._open_lane(job, grant)
             if job.ran_ahead and self._may_open_streak(job):
                 streak = job.streak = self._open_streak(job, grant)
         self._launch(job, deadline, grant)
@@ -196,7 +203,7 @@ class SessionActor(SessionStreaks):
         said so."""
         if fetched:
             await self.fetched(fetched)
-        await self._sync_streak()
+        await self._sync_streak()  # (a lane's job is heard of within LANE_PULL_S anyway)
         job = self._jobs.get(job_id)
         if job is not None:
             await job.done.wait()
@@ -220,7 +227,7 @@ class SessionActor(SessionStreaks):
         Raises:
             KeyError: the session has no job with that id.
         """
-        await self._sync_streak()
+        await self._sync_runs()
         job = self._job(job_id)
         if finished and not job.status.is_final:
             try:
@@ -231,10 +238,14 @@ class SessionActor(SessionStreaks):
 
     async def cancel_job(self, job_id: str) -> bool:
         """Cancel a queued or running job; returns False if it had already finished."""
-        await self._sync_streak()
+        await self._sync_runs()
         if self._streak is not None and job_id in self._streak.jobs:
             await self._end_streak()  # its running job is followed as any: it can stop
         job = self._jobs.get(job_id)
+        if job is not None and job.lane is not None and not job.status.is_final:
+            lane_cancelled = await self._cancel_lane_job(job)
+            if lane_cancelled is not None:
+                return lane_cancelled
         if job is None or job.status.is_final:
             return False
         if job.status is JobStatus.QUEUED:
@@ -246,7 +257,7 @@ class SessionActor(SessionStreaks):
 
     async def update_tags(self, job_id: str, tags: list[str]) -> list[str]:
         """Replace a job's tags; returns them. Raises KeyError for an unknown job."""
-        await self._sync_streak()
+        await self._sync_runs()
         job = self._job(job_id)
         tags = job.retag(tags)
         if job.status.is_final:
@@ -259,18 +270,18 @@ class SessionActor(SessionStreaks):
 
     async def job_ids(self) -> list[str]:
         """Ids of the jobs this session knows, in submission order."""
-        await self._sync_streak()
+        await self._sync_runs()
         return list(self._jobs)
 
     async def jobs(self) -> list[JobInfo]:
         """Records of the jobs this session knows, in submission order."""
-        await self._sync_streak()
+        await self._sync_runs()
         return [job.info(self._config.session_id) for job in self._jobs.values()]
 
     async def details(self, seen_done: list[str] | None = None) -> SessionDetails:
         """The session's details, after the completion of the jobs in ``seen_done``."""
         await self._settle(seen_done)
-        await self._sync_streak()
+        await self._sync_runs()
         return self._details()
 
     async def close(self) -> SessionDetails:
@@ -286,8 +297,10 @@ class SessionActor(SessionStreaks):
         await self._end_streak()
         if not self._state.is_final:
             self._move(SessionState.CANCELLED)
-            while self._queue:
-                self._end(self._queue.popleft(), JobStatus.CANCELLED)
+            await self._end_lane_jobs(self._cancelled_error, JobStatus.CANCELLED)
+            for job in [job for job in self._queue if job.lane is None]:
+                self._queue.remove(job)
+                self._end(job, JobStatus.CANCELLED)
         return self._details()
 
     # ----------------------------------------------------------------- running jobs

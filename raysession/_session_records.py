@@ -17,6 +17,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from . import _deadlines
 from ._attempts import settled_attempts
 from ._connect import NAMESPACE, actor_name
+from ._env import env_switch
 from ._failures import recorded_error
 from ._journal import Head
 from ._lifecycle import SessionState
@@ -33,6 +34,19 @@ from .errors import (
 )
 
 Mode = Literal["dedicated", "batch"]
+
+LANES_ENV = "RAYSESSION_LANES"
+"""``off`` keeps a Batch's queued jobs at its session actor (see ._session_lanes)."""
+
+
+def lanes_enabled() -> bool:
+    """Whether a new Batch gives its queued jobs lanes (``RAYSESSION_LANES``, default on).
+
+    Raises:
+        ValueError: the variable is set to something other than on or off.
+    """
+    return env_switch(LANES_ENV, True)
+
 
 # Finished jobs whose records (not results) are kept for status queries.
 KEEP_RECORDS = 2_000
@@ -64,6 +78,8 @@ class SessionConfig:
     """Who opened the session (recorded by the handle that created it)."""
     created_at: float = field(default_factory=time.time)
     """When the handle created the session (UNIX seconds)."""
+    lanes: bool = True
+    """A Batch queues its small jobs at its workers (``RAYSESSION_LANES``, see ._session_lanes)."""
 
     def limits(self) -> _deadlines.Limits:
         return _deadlines.Limits(
@@ -112,6 +128,10 @@ class JobRecord:
     """The chunks the job's plan has (its metrics' count until its run starts)."""
     streak: StreakTerms | None = None
     """The streak the job opened on its granted worker (see :mod:`._session_streaks`)."""
+    lane: str | None = None
+    """The worker whose lane the job waits or runs in (see :mod:`._session_lanes`)."""
+    moving: bool = False
+    """Its session is taking it back from its lane."""
 
     def __post_init__(self) -> None:
         if self.spec is not None:

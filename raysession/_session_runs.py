@@ -19,7 +19,7 @@ from ._messages import JobStatus
 from ._metrics import SessionMetrics
 from ._session_records import JobRecord
 from ._session_upkeep import SessionUpkeep
-from .backends.base import Delivery, Grant
+from .backends.base import Delivery, Grant, JobSpec
 from .errors import ExecutionTimeoutError
 
 
@@ -34,7 +34,10 @@ class JobRuns(SessionUpkeep):
     def _pump(self) -> None:
         """Start queued jobs while the mode's concurrency allows."""
         while self._queue and self._num_running < self._capacity():
-            job = self._queue.popleft()
+            job = next((job for job in self._queue if job.lane is None), None)
+            if job is None:
+                break  # the queued jobs wait in lanes, at their workers
+            self._queue.remove(job)
             self._launch(job, self._begin(job), None)
         if self._state is SessionState.DRAINING and not self._queue and not self._num_running:
             self._move(SessionState.CLOSED)
@@ -56,6 +59,10 @@ class JobRuns(SessionUpkeep):
         limit = job.spec.max_execution_time
         return None if limit is None else now + limit
 
+    def _release_granted(self, spec: JobSpec, grant: Grant, *, stop: bool, lost: bool) -> None:
+        """A granted job ended: its worker goes back (or is stopped, or was lost)."""
+        self._backend.release(spec, grant, stop=stop, lost=lost)
+
     def _launch(self, job: JobRecord, deadline: float | None, grant: Grant | None) -> None:
         loop = asyncio.get_running_loop()
         job.task = loop.create_task(self._execute(job, deadline, grant))
@@ -71,7 +78,7 @@ class JobRuns(SessionUpkeep):
 
         async def attempt(number: int) -> Delivery:  # retries never use the grant
             if number == 1 and grant is not None and job.granted:
-                delivery = await follow_granted(job, grant, self._backend)
+                delivery = await follow_granted(job, grant, self._backend, self._release_granted)
                 if delivery is not None:
                     return delivery
             return await self._backend.run_job(spec, deadline=deadline, record=job.run)

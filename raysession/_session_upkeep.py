@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -59,6 +60,11 @@ class SessionUpkeep:
         raise NotImplementedError
 
     def _pump(self) -> None:
+        raise NotImplementedError
+
+    async def _end_lane_jobs(
+        self, outcome: Callable[[JobRecord], RaySessionError], status: JobStatus
+    ) -> None:
         raise NotImplementedError
 
     def _details(self) -> SessionDetails:
@@ -128,11 +134,16 @@ class SessionUpkeep:
                 return wait
             if due is _deadlines.Due.EXPIRE:
                 self._move(SessionState.EXPIRED)
-                while self._queue:
-                    job = self._queue.popleft()
+                for job in [job for job in self._queue if job.lane is None]:
+                    self._queue.remove(job)
                     self._end(
                         job, JobStatus.ERROR, rejection(self._state, self._config, job.job_id)
                     )
+                if len(self._queue):  # jobs waiting in lanes, at their workers
+                    asyncio.get_running_loop().create_task(self._end_lane_jobs(
+                        lambda job: rejection(self._state, self._config, job.job_id),
+                        JobStatus.ERROR,
+                    ))  # fmt: skip
             elif due is _deadlines.Due.INACTIVE:
                 self._move(SessionState.INACTIVE)
             elif due is _deadlines.Due.CLOSE_IDLE:

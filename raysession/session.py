@@ -23,7 +23,7 @@ from ._log import get_logger, ids
 from ._messages import Admission, JobInfo, SessionDetails
 from ._queue_limits import queue_limits
 from ._session_actor import SessionActor
-from ._session_records import Mode, SessionConfig, session_actor_options
+from ._session_records import Mode, SessionConfig, lanes_enabled, session_actor_options
 from ._storage import StoredJob, read_job, read_session
 from .backends._device import isa_target, simulator_of
 from .backends._store import storage_uri
@@ -210,6 +210,7 @@ class Session:
             storage=storage_uri(),
             queue=queue,
             owner=this_owner(),
+            lanes=lanes_enabled(),
         )
         actor_cls: Any = ray.remote(SessionActor).options(**session_actor_options(session_id))
         actor = actor_cls.remote(config, backend)

@@ -22,6 +22,7 @@ from .._metrics import circuit_cache
 from ..errors import ExecutionTimeoutError, JobFailedError
 from ._aer_exec import AerExecutor
 from ._blob import as_blob
+from ._lanes import MOVE, LaneJob, LaneReport, Lanes
 from ._partition import Kind, PubSpec, chunk_seed, join, whole_job
 from ._store import write_chunk
 from ._streaks import StreakJob, StreakReport, StreakRun, Streaks, StreakTerms
@@ -274,6 +275,7 @@ class AerWorker:
         self._stopped = threading.Event()
         self._granted = _Granted()
         self._streaks = Streaks()
+        self._lanes = Lanes()
         # Chunks run one at a time: those of the default group, and jobs of a streak.
         self._one_at_a_time = threading.Lock()
 
@@ -378,6 +380,55 @@ class AerWorker:
 
         return False, run_in_session(spec)
 
+    @ray.method(concurrency_group="lane")  # type: ignore[misc]
+    def run_lane(self, job: LaneJob) -> PrimitiveResult[PubResult]:
+        """Run a Batch job its session queued in this worker's lane (see :mod:`._lanes`)
+        once the jobs that came before it here ran, and return its result; a job its
+        session took back returns that run's result (moved) or raises why (cancelled,
+        expired).
+
+        Raises:
+            JobFailedError: as :meth:`run_chunk`.
+            KeysMissingError: the worker lacks the job's Aer options.
+            The session's error for a job it took back.
+        """
+        request = job.request
+        outcome, run = self._lanes.wait_turn(request.job_id, self._one_at_a_time)
+        if run is None:
+            if outcome == MOVE:  # its session runs it: this thread waits for the result
+                from .._courier import deliver
+
+                value: PrimitiveResult[PubResult] = ray.get(deliver(job.session_id, request.job_id))
+                return value
+            raise outcome
+        try:
+            try:  # wait_turn took the worker's lock for this job
+                done, value = self._run_now(request, store=False)
+            finally:
+                self._one_at_a_time.release()
+            if done.missing:
+                raise KeysMissingError(f"worker {self._id} lacks keys {done.missing}")
+            if request.storage is not None:
+                run.place = write_chunk(request.storage, request.job_id, 0, value)
+            run.worker_id, run.execution_s = self._id, done.execution_s
+        except BaseException as exc:
+            run.error = exc
+            raise
+        finally:
+            self._lanes.finish(run)
+        assert isinstance(value, PrimitiveResult)
+        return value
+
+    @ray.method(concurrency_group="grant")  # type: ignore[misc]
+    def lane_drop(self, outcomes: dict[str, Any]) -> dict[str, str]:
+        """Take lane jobs back before they start (see :meth:`._lanes.Lanes.drop`)."""
+        return self._lanes.drop(outcomes)
+
+    @ray.method(concurrency_group="follow")  # type: ignore[misc]
+    def lane_report(self) -> LaneReport:
+        """What started and ended in this worker's lanes since the last report."""
+        return self._lanes.report()
+
     def run_granted(self, request: ChunkRequest) -> PrimitiveResult[PubResult] | None:
         """Run a whole job its session granted this worker, once the session's verdict
         is here (:meth:`follow`); ``None`` if it was refused (it was sent ahead of its
@@ -472,8 +523,11 @@ class AerWorker:
                 f"{request.chunk_index} was not started.",
                 job_id=request.job_id,
             )
-        with self._one_at_a_time:
-            return self._run_now(request, store)
+        try:
+            with self._one_at_a_time:
+                return self._run_now(request, store)
+        finally:
+            self._lanes.poke()  # a job waiting in a lane may start now
 
     def _run_now(
         self, request: ChunkRequest, store: bool

@@ -483,6 +483,7 @@ class PoolActor:
 
     def _start_worker(self, shape: Shape, node_id: str) -> None:
         from ._aer_worker import AerWorker  # the pool itself never imports Aer
+        from ._lanes import LANE_THREADS
 
         worker_id = actor_name("aer", uuid.uuid4().hex[:12])
         options: dict[str, Any] = {
@@ -501,7 +502,14 @@ class PoolActor:
         else:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
         actor_cls: Any = ray.remote(
-            concurrency_groups={"watch": 1, "info": 1, "grant": 1, "follow": 4, "streak": 4}
+            concurrency_groups={
+                "watch": 1,
+                "info": 1,
+                "grant": 1,
+                "follow": 4,
+                "streak": 4,
+                "lane": LANE_THREADS,
+            }
         )(  # type: ignore[call-overload]
             AerWorker
         )

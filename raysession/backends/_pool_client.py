@@ -105,6 +105,12 @@ def take_held(client: str, backend_id: str, prefer: str | None = None) -> Lease 
     return held.lease
 
 
+def others_may_wait(shape: Shape, client: str) -> bool:
+    """Whether another client may wait for a worker of ``shape`` (see
+    :func:`_others_may_wait`); called on the event loop."""
+    return _others_may_wait(shape, client, asyncio.get_running_loop().time())
+
+
 def _others_may_wait(shape: Shape, client: str, now: float) -> bool:
     """Whether another client may wait for a worker of ``shape``: the pool's last answer
     while it is under ``2 * _STICKY_S`` old, else yes. Asks again (in the background)

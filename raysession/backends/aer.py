@@ -4,6 +4,7 @@ and a Qiskit ``BackendV2`` whose target lists what that simulator runs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import pickle
 import uuid
@@ -27,6 +28,7 @@ from ..errors import BackendUnavailableError, WorkerLostError
 from . import _pool_client as client
 from ._aer_worker import ChunkDone, ChunkRequest, grant_key, whole_request
 from ._blob import as_blob
+from ._lanes import LaneJob, LaneReport
 from ._partition import PubShape, PubSpec, chunk_pubs, chunk_seed, plan
 from ._pool_protocol import Lease, Shape
 from ._streaks import StreakJob, StreakReport, StreakTerms
@@ -63,6 +65,8 @@ class AerGrant:
     deadline: float | None
     plain: bool = True
     """The job had no Aer options of its own: ``sim_key`` is the backend's."""
+    lane: bool = False
+    """The worker's lane, not the worker: the job waits there for its turn (see ._lanes)."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return as_blob(self)  # see ._blob: it travels in every granted job's admission
@@ -85,6 +89,10 @@ class AerGrant:
         has Aer options of its own (a noise model); those are sent once granted."""
         return spec.num_chunks == 1 and not spec.aer_options and self.plain
 
+    def to_lane(self) -> AerGrant:
+        """The same worker's lane (see :mod:`._lanes`)."""
+        return dataclasses.replace(self, lane=True)
+
     def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any]:
         """Send the next job of this grant's submitter (one :meth:`goes_ahead` takes) to
         the same worker before its admission; it waits there for the session's verdict."""
@@ -102,7 +110,12 @@ class AerGrant:
 
     def _send(self, spec: JobSpec, *, ahead: bool) -> ray.ObjectRef[Any]:
         request = whole_request(spec, self.sim_key, self.sim_options, ahead=ahead)
-        ref: ray.ObjectRef[Any] = client.handle(self.worker_id).run_granted.remote(request)
+        worker = client.handle(self.worker_id)
+        if self.lane and not ahead:
+            job = LaneJob(request, spec.session_id or "")
+            lane_ref: ray.ObjectRef[Any] = worker.run_lane.remote(job)
+            return lane_ref
+        ref: ray.ObjectRef[Any] = worker.run_granted.remote(request)
         return ref
 
 
@@ -613,6 +626,36 @@ class AerBackend(BackendV2):  # type: ignore[misc]
                 waiting = False  # the pool exited while idle: nobody waits
         report: StreakReport = await asked
         return report, waiting
+
+    async def lane_report(self, grant: Grant, *, client_id: str) -> tuple[LaneReport, bool]:
+        """What started and ended in the lane on ``grant``'s worker since the last report
+        (see :mod:`._lanes`), and whether a client other than ``client_id`` waits for a
+        worker of this backend's shape (the lane's waiting jobs should then move).
+
+        Raises:
+            RayActorError: the worker died.
+        """
+        assert isinstance(grant, AerGrant)
+        asked = client.handle(grant.worker_id).lane_report.remote()
+        report: LaneReport = await asked
+        return report, self.others_may_wait(client_id)
+
+    async def lane_drop(self, grant: Grant, outcomes: dict[str, Any]) -> dict[str, str]:
+        """Take jobs back from the lane on ``grant``'s worker before they start, each with
+        its outcome (see :meth:`._lanes.Lanes.drop`).
+
+        Raises:
+            RayActorError: the worker died.
+        """
+        assert isinstance(grant, AerGrant)
+        worker = client.handle(grant.worker_id)
+        answers: dict[str, str] = await worker.lane_drop.remote(outcomes)
+        return answers
+
+    def others_may_wait(self, client_id: str) -> bool:
+        """Whether a client other than ``client_id`` may wait for a worker of this
+        backend's shape (the pool's answer of at most half a second ago; yes if unknown)."""
+        return client.others_may_wait(self._shape, client_id)
 
     def refuse(self, ahead: Ahead, job_id: str) -> None:
         """Tell the worker of a job sent ahead to return it unrun."""

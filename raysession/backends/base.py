@@ -8,6 +8,7 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 import ray
 
 from ._blob import as_blob
+from ._lanes import LaneReport
 from ._partition import Chunk, Kind, PubShape, PubSpec
 from ._streaks import StreakReport, StreakTerms
 
@@ -141,6 +142,11 @@ class Grant(Protocol):
         whole there, with this grant's Aer options)."""
         ...
 
+    def to_lane(self) -> Grant:
+        """The same worker's lane: a job given it waits there for its turn, after the
+        jobs sent there before it (see ``._lanes``)."""
+        ...
+
     def send_ahead(self, spec: JobSpec) -> ray.ObjectRef[Any]:
         """Send the submitter's *next* job, one :meth:`goes_ahead` takes, to this grant's
         worker, with its submit (see :class:`Ahead`); the worker runs it only if the
@@ -270,6 +276,30 @@ class Backend(Protocol):
         Raises:
             RayActorError: the worker died.
         """
+        ...
+
+    async def lane_report(self, grant: Grant, *, client_id: str) -> tuple[LaneReport, bool]:
+        """What started and ended in the lane on ``grant``'s worker since the last report,
+        and whether a client other than ``client_id`` waits for a worker.
+
+        Raises:
+            RayActorError: the worker died.
+        """
+        ...
+
+    async def lane_drop(self, grant: Grant, outcomes: dict[str, Any]) -> dict[str, str]:
+        """Take jobs back from the lane on ``grant``'s worker before they start, each
+        with its outcome (an error its call raises, or ``"move"``): each ``"dropped"``,
+        ``"running"`` or ``"ended"``.
+
+        Raises:
+            RayActorError: the worker died.
+        """
+        ...
+
+    def others_may_wait(self, client_id: str) -> bool:
+        """Whether a client other than ``client_id`` may wait for a worker (as far as
+        this process knows; yes if it does not)."""
         ...
 
     def refuse(self, ahead: Ahead, job_id: str) -> None:

@@ -16,6 +16,7 @@ from qiskit import QuantumCircuit
 from raysession import AerBackend, EstimatorV2, RayProvider, Session, _job_mode, _storage
 from raysession._env import env_count, env_seconds, env_whole_seconds
 from raysession._queue_limits import queue_limits
+from raysession._session_records import lanes_enabled
 from raysession.backends import aer
 from raysession.backends._pool_protocol import PoolConfig
 from raysession.backends._store import storage_uri
@@ -77,6 +78,7 @@ SETTINGS = [
     Setting(
         "RAYSESSION_MAX_QUEUED_BYTES", lambda: queue_limits().max_bytes, 1 << 30, "positive_count"
     ),
+    Setting("RAYSESSION_LANES", lanes_enabled, True, "switch"),
 ]
 
 GOOD = {
@@ -92,6 +94,7 @@ GOOD = {
         ("off", None),
         ("OFF", None),
     ],
+    "switch": [("off", False), ("ON", True), (" 0 ", False), ("yes", True), ("False", False)],
 }
 BAD = {
     "seconds": ["abc", "nan", "NaN", "inf", "-inf", "-1", "0", "0.0", "60s", "1,5"],
@@ -100,6 +103,7 @@ BAD = {
     "positive_count": ["abc", "nan", "inf", "-1", "0", "1.5", "1e3"],
     "duration": ["abc", "0", "-1h", "1h 1h", "1.5h", "1w"],
     "storage": [],  # any path or URI is taken; a wrong one fails where it is used
+    "switch": ["maybe", "2", "onn", "-1"],
 }
 ACCEPTED = {
     "seconds": "must be a positive number of seconds",
@@ -107,6 +111,7 @@ ACCEPTED = {
     "count": "must be a whole number",
     "positive_count": "must be a whole number, at least 1",
     "duration": "must be a duration of d/h/m/s terms or whole seconds",
+    "switch": "must be on or off",
 }
 
 
