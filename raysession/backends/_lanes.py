@@ -9,12 +9,14 @@ itself (``AerWorker.run_lane``): the job waits at the worker, runs when its turn
 and its result goes straight back to its submitter. The session asks the worker every
 ``LANE_PULL_S`` which of its jobs started and ended (:meth:`Lanes.report`).
 
-A waiting job holds a thread of the worker's ``"lane"`` group, so the worker knows every
-job waiting there and the session can take one back before it starts
-(:meth:`Lanes.drop`): to cancel it, to fail it (the session expired), or to move it (a
-worker went idle, or another session waits for a worker). A moved job's thread then waits
-for the job's result from its session, which runs it as any queued job, and returns it:
-the submitter's ref stays the job's one Ray future.
+A waiting job holds a thread of the worker's ``"lane"`` group (``LANE_THREADS`` of them;
+later jobs wait in Ray's queue for one), so the worker knows the jobs waiting there, and
+the session can take one back before it starts (:meth:`Lanes.drop`): to cancel it, to
+fail it (the session expired), or to move it (a worker went idle, or another session
+waits for a worker). The job is the session's at once; its call ends when it reaches a
+thread (at once, unless more than ``LANE_THREADS`` jobs wait there). A moved job's thread
+waits for the job's result from its session, which runs it as any queued job, and
+returns it: the submitter's ref stays the job's one Ray future.
 
 The table here is plain threading, shared by the worker's threads; it runs no job.
 """
@@ -32,10 +34,11 @@ from ._blob import as_blob
 
 # How often a session actor asks a lane's worker what started and ended there.
 LANE_PULL_S = 0.25
-# The most jobs a session lets wait in one lane; the worker's "lane" group has a thread
-# for each, and a few more.
-LANE_DEPTH = 64
-LANE_THREADS = LANE_DEPTH + 8
+# The most jobs a session lets wait in one lane (W3's 200 jobs submitted at once fit).
+LANE_DEPTH = 1024
+# Threads of a worker's "lane" group: waiting jobs past these wait in Ray's queue for one,
+# and a drop of such a job takes effect when it gets one.
+LANE_THREADS = 72
 # Jobs whose drop came before they did, and recent ends, that a worker remembers.
 _KEPT = 4096
 # How often the first waiting job looks whether the worker's lock is free.
