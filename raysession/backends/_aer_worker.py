@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import functools
 import pickle
@@ -276,6 +277,8 @@ class AerWorker:
         self._granted = _Granted()
         self._streaks = Streaks()
         self._lanes = Lanes()
+        self._runner: concurrent.futures.ThreadPoolExecutor | None = None
+        self._runner_lock = threading.Lock()
         # Chunks run one at a time: those of the default group, and jobs of a streak.
         self._one_at_a_time = threading.Lock()
 
@@ -403,7 +406,10 @@ class AerWorker:
             raise outcome
         try:
             try:  # wait_turn took the worker's lock for this job
-                done, value = self._run_now(request, store=False)
+                # On one thread for every lane job: Aer's allocations then stay in one
+                # malloc arena, not one per lane thread (a worker that ran 3 of W3's
+                # 200-job Batches: 88 MB more than with lanes off, 55 MB with this).
+                done, value = self._lane_runner().submit(self._run_now, request, False).result()
             finally:
                 self._one_at_a_time.release()
             if done.missing:
@@ -418,6 +424,12 @@ class AerWorker:
             self._lanes.finish(run)
         assert isinstance(value, PrimitiveResult)
         return value
+
+    def _lane_runner(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = concurrent.futures.ThreadPoolExecutor(1, "lane-runner")
+            return self._runner
 
     @ray.method(concurrency_group="grant")  # type: ignore[misc]
     def lane_drop(self, outcomes: dict[str, Any]) -> dict[str, str]:
