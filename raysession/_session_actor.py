@@ -163,7 +163,8 @@ class SessionActor(SessionLanes):
         # of it, unless it is granted a worker. Its submitter then runs it and owns its
         # result whatever happens here, and it is journalled only if it is still running
         # after GRANTED_JOURNAL_DELAY_S (most granted jobs are done by then: no GCS write).
-        if self._queue or self._num_running >= self._capacity() or self._lane_idle():
+        queues = self._queue or self._num_running >= self._capacity()
+        if self._lane_idle() or (queues and not self._lane_slot_free()):
             lane = self._to_lane(job)  # a Batch's job may wait at a busy worker instead
             self._queue.append(job)
             self._poke()

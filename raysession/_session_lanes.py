@@ -52,6 +52,8 @@ class Lane:
     """Its jobs that are not final, in the order they were given it."""
     opener_runs: bool = True
     """The job that opened it still runs on the worker (as a granted job)."""
+    stale: bool = False
+    """A job the session thought waiting had started there: the next report says more."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -60,6 +62,10 @@ class Lane:
 
     def waiting(self) -> list[JobRecord]:
         return [j for j in self.jobs.values() if j.status is JobStatus.QUEUED and not j.moving]
+
+
+def _load(lane: Lane) -> int:
+    return len(lane.jobs) + lane.opener_runs
 
 
 class SessionLanes(SessionStreaks):
@@ -81,24 +87,40 @@ class SessionLanes(SessionStreaks):
 
     def _to_lane(self, job: JobRecord) -> Grant | None:
         """Give a job that queues a lane, if it may have one: the grant its submitter
-        sends it with. It stays in the queue until it starts."""
+        sends it with. It stays in the queue until it starts.
+
+        Jobs of the session's own that have no lane (queued, or running and perhaps
+        waiting for a worker) keep as many workers free of new lane jobs: those lanes
+        drain, and their workers go to them."""
         spec = job.spec
         if (
             not self._lanes
             or spec is None
             or spec.max_execution_time is not None
             or spec.max_retries
-            or any(queued.lane is None for queued in self._queue if queued is not job)
-            or self._normal_running() + len(self._lanes) > self._capacity()
-            or self._backend.others_may_wait(self._config.session_id)
+            or self._backend.others_wait(self._config.session_id)
         ):
-            return None  # (a job of the queue, or one waiting for a worker, goes first)
-        lane = min(self._lanes.values(), key=lambda lane: len(lane.jobs) + lane.opener_runs)
+            return None
+        others = sum(1 for queued in self._queue if queued.lane is None and queued is not job)
+        allowed = self._capacity() - self._normal_running() - others
+        if allowed <= 0:
+            return None
+        by_load = sorted(self._lanes.values(), key=_load, reverse=True)[:allowed]
+        lane = min(by_load, key=_load)
         if len(lane.jobs) >= LANE_DEPTH or not lane.grant.goes_ahead(spec):
             return None
         job.lane = lane.worker_id
         lane.jobs[job.job_id] = job
         return lane.grant.to_lane()
+
+    def _lane_slot_free(self) -> bool:
+        """Whether a Batch with lanes has a slot that no lane and no running job of its
+        own uses (its jobs in view may be done at their workers, not yet heard of): a
+        new job is then granted a worker of its own (opening a lane), not queued."""
+        if not self._lanes or any(job.lane is None for job in self._queue):
+            return False
+        busy = sum(1 for lane in self._lanes.values() if lane.jobs or lane.opener_runs)
+        return busy + self._normal_running() < self._capacity()
 
     def _lane_idle(self) -> bool:
         """Whether a lane's worker has nothing to run (its last job just ended): a new
@@ -129,6 +151,7 @@ class SessionLanes(SessionStreaks):
             except RayActorError:
                 self._lane_lost(lane)
                 return
+            lane.stale = False
             for run in report.ended:
                 self._lane_job_ended(lane, run)
             if report.running is not None:
@@ -190,6 +213,10 @@ class SessionLanes(SessionStreaks):
             answers = {}
             self._lane_lost(lane)
         taken = []
+        if answers and not all(answer == "dropped" for answer in answers.values()):
+            # Some had started: hear of them before taking any more back from this lane.
+            lane.stale = True
+            asyncio.get_running_loop().create_task(self._pull_lane(lane))
         for job in jobs:
             job.moving = False
             if answers.get(job.job_id) != "dropped" or lane.jobs.pop(job.job_id, None) is None:
@@ -296,10 +323,12 @@ class SessionLanes(SessionStreaks):
         idle = self._capacity() - len(lane_workers) - self._normal_running() - moving
         if idle <= 0:
             return
-        busiest = max(self._lanes.values(), key=lambda lane: len(lane.waiting()))
-        waiting = busiest.waiting()
+        movable = [lane for lane in self._lanes.values() if not lane.stale]
+        busiest = max(movable, key=lambda lane: len(lane.waiting()), default=None)
+        waiting = [] if busiest is None else busiest.waiting()
         if waiting:
             waiting[-1].moving = True
+            assert busiest is not None
             asyncio.get_running_loop().create_task(self._take_back(busiest, waiting[-1:], MOVE))
 
     def _normal_running(self) -> int:

@@ -149,7 +149,7 @@ def test_lanes_can_be_switched_off_and_a_bad_switch_is_refused(backend, monkeypa
         assert zz(queued) == 1.0
 
 
-def test_a_job_a_lane_cannot_take_still_queues_in_the_session(backend):
+def test_a_job_a_lane_cannot_take_queues_in_the_session_and_one_lane_drains_for_it(backend):
     gate, name = new_gate()
     with Batch(backend) as batch:
         estimator = EstimatorV2(mode=batch, options=GATED)
@@ -157,7 +157,27 @@ def test_a_job_a_lane_cannot_take_still_queues_in_the_session(backend):
         limited = EstimatorV2(mode=batch, options={**GATED, "max_execution_time": 60})
         job = limited.run([(bell(False), "ZZ")])
         assert not _in_lane(job)  # a per-job limit runs from its start, on a worker it has
-        after = estimator.run([(bell(False), "ZZ")])
-        assert not _in_lane(after)  # a job queued in the session goes first: no lane now
+        after = [estimator.run([(bell(False), "ZZ")]) for _ in range(3)]
+        assert all(_in_lane(later) for later in after)
+        # One lane takes the later jobs; the other gets none, so its worker goes to the
+        # job queued in the session once its running job ends.
+        assert len({later._grant.worker_id for later in after}) == 1
         gate.allow.remote(len(held))
-        assert zz(job) == 1.0 and zz(after) == 1.0
+        assert zz(job) == 1.0 and [zz(later) for later in after] == [1.0] * 3
+        assert [zz(running) for running in held] == [1.0] * len(held)
+
+
+def test_a_batch_gives_lanes_to_its_first_queued_jobs_before_the_pool_said_who_waits(backend):
+    gate, name = new_gate()
+    with Batch(backend) as batch:
+        estimator = EstimatorV2(mode=batch, options=GATED)
+        warm = [estimator.run([(bell(False), "ZZ")]) for _ in range(backend.num_workers)]
+        assert [zz(job) for job in warm] == [1.0] * len(warm)  # their workers stay held
+        held = _hold_every_worker(estimator, backend, gate, name)
+        # The batch has not asked the pool whether another session waits: it has not
+        # needed a lease. Its first queued job must not wait for the answer (one that
+        # queued in the session would keep every later one there too).
+        queued = [estimator.run([(bell(False), "ZZ")]) for _ in range(4)]
+        assert all(_in_lane(job) for job in queued)
+        gate.allow.remote(len(held))
+        assert [zz(job) for job in queued] == [1.0] * 4

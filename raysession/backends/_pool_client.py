@@ -67,6 +67,8 @@ class _Contention:
     asked: float = -math.inf
     """Loop time of the question (not of the answer); -inf: never asked."""
     asking: bool = False
+    answered: bool = False
+    """The pool has answered at least once."""
 
 
 _contention: collections.OrderedDict[tuple[Shape, str], _Contention] = collections.OrderedDict()
@@ -105,10 +107,13 @@ def take_held(client: str, backend_id: str, prefer: str | None = None) -> Lease 
     return held.lease
 
 
-def others_may_wait(shape: Shape, client: str) -> bool:
-    """Whether another client may wait for a worker of ``shape`` (see
-    :func:`_others_may_wait`); called on the event loop."""
-    return _others_may_wait(shape, client, asyncio.get_running_loop().time())
+def others_said_to_wait(shape: Shape, client: str) -> bool:
+    """Whether the pool's last answer was that another client waits for a worker of
+    ``shape`` (``False`` before its first answer); asks again if that answer is
+    ``_STICKY_S`` old. Called on the event loop, by a session that acts on a yes within
+    a quarter second (see ``raysession._session_lanes``)."""
+    known = _ask_others_wait(shape, client, asyncio.get_running_loop().time())
+    return known.answered and known.others_wait
 
 
 def _others_may_wait(shape: Shape, client: str, now: float) -> bool:
@@ -138,6 +143,7 @@ def _ask_others_wait(shape: Shape, client: str, now: float) -> _Contention:
 async def _ask(found: Any, shape: Shape, client: str, known: _Contention) -> None:
     try:
         known.others_wait = bool(await found.others_wait.remote(shape, client))
+        known.answered = True
     except Exception:  # the pool exited or died: assume somebody waits
         known.others_wait = True
     finally:

@@ -638,7 +638,7 @@ class AerBackend(BackendV2):  # type: ignore[misc]
         assert isinstance(grant, AerGrant)
         asked = client.handle(grant.worker_id).lane_report.remote()
         report: LaneReport = await asked
-        return report, self.others_may_wait(client_id)
+        return report, self.others_wait(client_id)
 
     async def lane_drop(self, grant: Grant, outcomes: dict[str, Any]) -> dict[str, str]:
         """Take jobs back from the lane on ``grant``'s worker before they start, each with
@@ -652,10 +652,11 @@ class AerBackend(BackendV2):  # type: ignore[misc]
         answers: dict[str, str] = await worker.lane_drop.remote(outcomes)
         return answers
 
-    def others_may_wait(self, client_id: str) -> bool:
-        """Whether a client other than ``client_id`` may wait for a worker of this
-        backend's shape (the pool's answer of at most half a second ago; yes if unknown)."""
-        return client.others_may_wait(self._shape, client_id)
+    def others_wait(self, client_id: str) -> bool:
+        """Whether a client other than ``client_id`` waits for a worker of this backend's
+        shape, as the pool last said (no before its first answer; asked again every
+        quarter second while this is called)."""
+        return client.others_said_to_wait(self._shape, client_id)
 
     def refuse(self, ahead: Ahead, job_id: str) -> None:
         """Tell the worker of a job sent ahead to return it unrun."""

@@ -297,9 +297,9 @@ class Backend(Protocol):
         """
         ...
 
-    def others_may_wait(self, client_id: str) -> bool:
-        """Whether a client other than ``client_id`` may wait for a worker (as far as
-        this process knows; yes if it does not)."""
+    def others_wait(self, client_id: str) -> bool:
+        """Whether a client other than ``client_id`` waits for a worker, as far as this
+        process heard (no before it heard)."""
         ...
 
     def refuse(self, ahead: Ahead, job_id: str) -> None:
