@@ -22,6 +22,7 @@ results from a courier.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -101,7 +102,9 @@ class SessionLanes(SessionStreaks):
             or self._backend.others_wait(self._config.session_id)
         ):
             return None
-        others = sum(1 for queued in self._queue if queued.lane is None and queued is not job)
+        # (counted up to the capacity: a queue of 10,000 jobs is not walked per submit)
+        without = (queued for queued in self._queue if queued.lane is None and queued is not job)
+        others = sum(1 for _ in itertools.islice(without, self._capacity()))
         allowed = self._capacity() - self._normal_running() - others
         if allowed <= 0:
             return None
